@@ -1,0 +1,70 @@
+//! HTTP errors the engine answers with, worded as the reference server words them.
+
+use bytes::Bytes;
+use http::{Response, StatusCode, header};
+use http_body_util::Full;
+
+/// Why the engine refused an HTTP request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    /// Code 0: missing or unknown `transport`.
+    #[error("Transport unknown")]
+    TransportUnknown,
+    /// Code 1: the `sid` names no open session.
+    #[error("Session ID unknown")]
+    UnknownSid,
+    /// Code 2: a handshake that is not a GET.
+    #[error("Bad handshake method")]
+    BadHandshakeMethod,
+    /// Code 3: anything else malformed.
+    #[error("Bad request")]
+    BadRequest,
+    /// Code 4: refused by the `allow_request` hook, with its message.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Code 5: missing or unsupported `EIO` version.
+    #[error("Unsupported protocol version")]
+    UnsupportedProtocolVersion,
+    /// A body larger than `max_payload` (HTTP 413).
+    #[error("Payload too large")]
+    PayloadTooLarge,
+}
+
+impl EngineError {
+    /// The numeric code of the JSON error body, if any.
+    pub fn code(&self) -> Option<u8> {
+        Some(match self {
+            Self::TransportUnknown => 0,
+            Self::UnknownSid => 1,
+            Self::BadHandshakeMethod => 2,
+            Self::BadRequest => 3,
+            Self::Forbidden(_) => 4,
+            Self::UnsupportedProtocolVersion => 5,
+            Self::PayloadTooLarge => return None,
+        })
+    }
+
+    pub(crate) fn into_response(self) -> Response<Full<Bytes>> {
+        let status = match self {
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        let body = match self.code() {
+            Some(code) => {
+                let json = serde_json::json!({ "code": code, "message": self.to_string() });
+                Bytes::from(json.to_string())
+            }
+            None => Bytes::new(),
+        };
+        let mut res = Response::new(Full::new(body));
+        *res.status_mut() = status;
+        if self.code().is_some() {
+            res.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("application/json"),
+            );
+        }
+        res
+    }
+}

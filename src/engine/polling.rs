@@ -1,0 +1,218 @@
+//! HTTP long-polling: GET carries packets to the client, POST carries them in.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::{HeaderValue, Request, Response, header};
+use http_body::Body;
+use http_body_util::{BodyExt, Full};
+
+use super::packet::{CLOSE, Incoming, SEPARATOR, decode_payload};
+use super::{CloseReason, Engine, EngineConfig, EngineError, EngineHandler, Session};
+
+/// Marks a polling request as in flight; if the request is dropped before it finishes (the
+/// client went away), the session closes.
+struct InFlight<'a, D> {
+    session: &'a Session<D>,
+    flag: &'a AtomicBool,
+    done: bool,
+}
+
+impl<'a, D> InFlight<'a, D> {
+    /// Claims the flag; a second concurrent request is a protocol error that closes the
+    /// session, as the reference server does.
+    fn claim(session: &'a Session<D>, flag: &'a AtomicBool) -> Result<Self, EngineError> {
+        if flag.swap(true, Ordering::AcqRel) {
+            tracing::debug!(sid = %session.id(), "overlapping polling request");
+            session.close(CloseReason::TransportError);
+            return Err(EngineError::BadRequest);
+        }
+        Ok(Self {
+            session,
+            flag,
+            done: false,
+        })
+    }
+}
+
+impl<D> Drop for InFlight<'_, D> {
+    fn drop(&mut self) {
+        self.flag.store(false, Ordering::Release);
+        if !self.done {
+            tracing::debug!(sid = %self.session.id(), "polling request abandoned");
+            self.session.close(CloseReason::TransportClose);
+        }
+    }
+}
+
+pub(crate) fn text_response(body: Bytes) -> Response<Full<Bytes>> {
+    let mut res = Response::new(Full::new(body));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=UTF-8"),
+    );
+    res
+}
+
+/// A long-polling GET: waits for packets, then answers with as many as fit in `max_payload`.
+pub(crate) async fn get<D>(
+    config: &EngineConfig,
+    session: Arc<Session<D>>,
+) -> Response<Full<Bytes>> {
+    let mut guard = match InFlight::claim(&session, &session.get_busy) {
+        Ok(g) => g,
+        Err(e) => return e.into_response(),
+    };
+    let frames = loop {
+        let ready = session.outbox_ready.notified();
+        let frames = session.drain_polling(config.max_payload);
+        let closed = session.is_closed();
+        if !frames.is_empty() || closed {
+            break (frames, closed);
+        }
+        ready.await;
+    };
+    let (frames, closed) = frames;
+    let mut body = BytesMut::new();
+    for (i, f) in frames.iter().enumerate() {
+        if i > 0 {
+            body.extend_from_slice(&[SEPARATOR]);
+        }
+        f.write_polling(&mut body);
+    }
+    if closed && session.buffered() == 0 {
+        if !body.is_empty() {
+            body.extend_from_slice(&[SEPARATOR]);
+        }
+        CLOSE.write_polling(&mut body);
+    }
+    guard.done = true;
+    drop(guard);
+    text_response(body.freeze())
+}
+
+/// A POST: reads the body within `max_payload` and hands each packet to the handler in order.
+pub(crate) async fn post<H, B>(
+    engine: &Arc<Engine<H>>,
+    session: Arc<Session<H::Data>>,
+    req: Request<B>,
+) -> Result<Response<Full<Bytes>>, EngineError>
+where
+    H: EngineHandler,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: std::fmt::Display,
+{
+    let mut guard = InFlight::claim(&session, &session.post_busy)?;
+    let max = engine.config().max_payload;
+    let fail = |reason: CloseReason, e: EngineError| {
+        session.close(reason);
+        Err(e)
+    };
+    let binary_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/octet-stream"));
+    if binary_type {
+        // Engine.IO v4 sends binary as base64 text; a binary body is not a v4 client.
+        tracing::debug!(sid = %session.id(), "binary polling body refused");
+        guard.done = true;
+        return fail(CloseReason::TransportError, EngineError::BadRequest);
+    }
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        tracing::debug!(sid = %session.id(), "polling body over max_payload (declared)");
+        guard.done = true;
+        return fail(CloseReason::TransportError, EngineError::PayloadTooLarge);
+    }
+    let body = match read_limited(req.into_body(), max).await {
+        Ok(b) => b,
+        Err(ReadError::TooLarge) => {
+            tracing::debug!(sid = %session.id(), "polling body over max_payload");
+            guard.done = true;
+            return fail(CloseReason::TransportError, EngineError::PayloadTooLarge);
+        }
+        Err(ReadError::Body(e)) => {
+            tracing::debug!(sid = %session.id(), error = %e, "polling body failed");
+            guard.done = true;
+            return fail(CloseReason::TransportClose, EngineError::BadRequest);
+        }
+    };
+    let packets = match decode_payload(body) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::debug!(sid = %session.id(), error = %e, "bad polling payload");
+            guard.done = true;
+            return fail(CloseReason::TransportError, EngineError::BadRequest);
+        }
+    };
+    guard.done = true;
+    for packet in packets {
+        if session.is_closed() {
+            break;
+        }
+        match packet {
+            Incoming::Message(msg) => {
+                if let Some(gate) = engine.handler().on_message(&session, msg) {
+                    gate.await;
+                }
+            }
+            Incoming::Pong { probe: false } => {
+                session.pong.store(true, Ordering::Release);
+                session.signal.notify_one();
+            }
+            Incoming::Close => session.close(CloseReason::ClientClose),
+            Incoming::Noop => {}
+            other => {
+                tracing::debug!(sid = %session.id(), packet = ?other, "unexpected packet over polling");
+                return fail(CloseReason::TransportError, EngineError::BadRequest);
+            }
+        }
+    }
+    drop(guard);
+    let mut res = Response::new(Full::new(Bytes::from_static(b"ok")));
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
+    Ok(res)
+}
+
+enum ReadError<E> {
+    TooLarge,
+    Body(E),
+}
+
+/// Reads a body, giving up as soon as it passes `max` bytes: nothing larger is ever buffered.
+async fn read_limited<B>(body: B, max: usize) -> Result<Bytes, ReadError<B::Error>>
+where
+    B: Body,
+{
+    let mut body = std::pin::pin!(body);
+    let mut first: Option<Bytes> = None;
+    let mut buf = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(ReadError::Body)?;
+        let Ok(mut data) = frame.into_data() else {
+            continue;
+        };
+        let len = data.remaining();
+        let have = first.as_ref().map_or(0, Bytes::len) + buf.len();
+        if have + len > max {
+            return Err(ReadError::TooLarge);
+        }
+        let chunk = data.copy_to_bytes(len);
+        match first.take() {
+            None if buf.is_empty() => first = Some(chunk),
+            Some(f) => {
+                buf.extend_from_slice(&f);
+                buf.extend_from_slice(&chunk);
+            }
+            None => buf.extend_from_slice(&chunk),
+        }
+    }
+    Ok(first.unwrap_or_else(|| buf.freeze()))
+}

@@ -1,0 +1,357 @@
+//! The engine: its sessions, request routing and each session's task.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http::{Method, Request, Response, header};
+use http_body::Body;
+use http_body_util::Full;
+use tokio::time::{Instant, sleep_until};
+
+use super::packet::PING;
+use super::ws::WsStream;
+use super::{
+    CloseReason, EngineConfig, EngineError, EngineHandler, Session, Sid, TransportKind, polling, ws,
+};
+
+/// What a request asks for, read from its query string.
+#[derive(Debug, Default)]
+pub(crate) struct Query<'a> {
+    pub eio: Option<&'a str>,
+    pub transport: Option<&'a str>,
+    pub sid: Option<&'a str>,
+}
+
+impl<'a> Query<'a> {
+    pub(crate) fn parse(q: Option<&'a str>) -> Self {
+        let mut out = Query::default();
+        for pair in q.unwrap_or("").split('&') {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            match k {
+                "EIO" => out.eio = Some(v),
+                "transport" => out.transport = Some(v),
+                "sid" => out.sid = Some(v),
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+/// An Engine.IO server: the sessions it holds and the handler it reports to.
+///
+/// Share it as `Arc<Engine<H>>`; [`EngineLayer`](super::EngineLayer) mounts it in a tower stack.
+pub struct Engine<H: EngineHandler> {
+    config: EngineConfig,
+    handler: H,
+    sessions: Mutex<HashMap<Sid, Arc<Session<H::Data>>>>,
+}
+
+impl<H: EngineHandler> std::fmt::Debug for Engine<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("config", &self.config)
+            .field("sessions", &self.session_count())
+            .finish()
+    }
+}
+
+impl<H: EngineHandler> Engine<H> {
+    /// A new engine reporting to `handler`.
+    pub fn new(handler: H, config: EngineConfig) -> Arc<Self> {
+        Arc::new(Self {
+            config,
+            handler,
+            sessions: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// The handler.
+    pub fn handler(&self) -> &H {
+        &self.handler
+    }
+
+    /// The open session with this id.
+    pub fn session(&self, sid: Sid) -> Option<Arc<Session<H::Data>>> {
+        self.lock().get(&sid).cloned()
+    }
+
+    /// Number of open sessions.
+    pub fn session_count(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Closes every session with [`CloseReason::ServerClose`].
+    pub fn close_all(&self) {
+        let all: Vec<_> = self.lock().values().cloned().collect();
+        for s in all {
+            s.close(CloseReason::ServerClose);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Sid, Arc<Session<H::Data>>>> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether `path` is one this engine answers.
+    pub(crate) fn matches(&self, path: &str) -> bool {
+        let base = self.config.path.as_str();
+        match path.strip_prefix(base) {
+            Some(rest) => rest.is_empty() || rest.starts_with('/') || base.ends_with('/'),
+            None => false,
+        }
+    }
+
+    /// Answers one Engine.IO HTTP request.
+    pub(crate) async fn handle<B>(self: Arc<Self>, req: Request<B>) -> Response<Full<Bytes>>
+    where
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: std::fmt::Display,
+    {
+        match self.route(req).await {
+            Ok(res) => res,
+            Err(e) => {
+                tracing::debug!(error = %e, "engine.io request refused");
+                e.into_response()
+            }
+        }
+    }
+
+    async fn route<B>(
+        self: &Arc<Self>,
+        req: Request<B>,
+    ) -> Result<Response<Full<Bytes>>, EngineError>
+    where
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: std::fmt::Display,
+    {
+        let q = Query::parse(req.uri().query());
+        let transport = match q.transport {
+            Some("polling") if self.config.transports.polling => TransportKind::Polling,
+            Some("websocket") if self.config.transports.websocket => TransportKind::WebSocket,
+            _ => return Err(EngineError::TransportUnknown),
+        };
+        let upgrade = ws::is_upgrade_request(&req);
+        let Some(sid) = q.sid else {
+            if req.method() != Method::GET {
+                return Err(EngineError::BadHandshakeMethod);
+            }
+            if q.eio != Some("4") {
+                return Err(EngineError::UnsupportedProtocolVersion);
+            }
+            if transport == TransportKind::WebSocket && !upgrade {
+                return Err(EngineError::BadRequest);
+            }
+            self.check_allowed(&req)?;
+            return match transport {
+                TransportKind::Polling => Ok(self.open_polling(req)),
+                TransportKind::WebSocket => ws::accept(req, self.clone(), ws::Accepted::Open),
+            };
+        };
+        let session = Sid::parse(sid)
+            .and_then(|sid| self.session(sid))
+            .ok_or(EngineError::UnknownSid)?;
+        match transport {
+            TransportKind::WebSocket if upgrade => {
+                self.check_allowed(&req)?;
+                let upgradable = self.config.allow_upgrades
+                    && session.transport() == TransportKind::Polling
+                    && !session.is_closed()
+                    && !session
+                        .upgrading
+                        .swap(true, std::sync::atomic::Ordering::AcqRel);
+                if upgradable {
+                    ws::accept(req, self.clone(), ws::Accepted::Upgrade(session))
+                } else {
+                    // The reference server completes the handshake and then closes: some
+                    // clients treat a plain 400 here as fatal for the whole session.
+                    tracing::debug!(sid = %session.id(), "refusing a second WebSocket for a session");
+                    ws::accept(req, self.clone(), ws::Accepted::Refuse)
+                }
+            }
+            TransportKind::Polling if session.transport() == TransportKind::Polling => {
+                match *req.method() {
+                    Method::GET => Ok(polling::get(&self.config, session).await),
+                    Method::POST => polling::post(self, session, req).await,
+                    _ => Err(EngineError::BadRequest),
+                }
+            }
+            _ => Err(EngineError::BadRequest),
+        }
+    }
+
+    fn check_allowed<B>(&self, req: &Request<B>) -> Result<(), EngineError> {
+        let Some(hook) = &self.config.allow_request else {
+            return Ok(());
+        };
+        // The hook takes `Parts`; rebuild a body-less view of the request for it.
+        let mut view = Request::new(());
+        *view.method_mut() = req.method().clone();
+        *view.uri_mut() = req.uri().clone();
+        *view.version_mut() = req.version();
+        *view.headers_mut() = req.headers().clone();
+        let (parts, ()) = view.into_parts();
+        hook(&parts).map_err(EngineError::Forbidden)
+    }
+
+    fn open_polling<B>(self: &Arc<Self>, req: Request<B>) -> Response<Full<Bytes>> {
+        let (parts, _body) = req.into_parts();
+        let session = self.register(parts, TransportKind::Polling);
+        let open = self.open_packet(session.id(), true);
+        tokio::spawn(self.clone().run_session(session.clone(), None));
+        self.handler.on_open(&session);
+        polling::text_response(Bytes::from(open))
+    }
+
+    pub(crate) fn register(
+        &self,
+        parts: http::request::Parts,
+        transport: TransportKind,
+    ) -> Arc<Session<H::Data>> {
+        let session = Arc::new(Session::new(
+            Sid::new(),
+            H::Data::default(),
+            parts,
+            transport,
+            self.config.max_buffered_packets,
+        ));
+        self.lock().insert(session.id(), session.clone());
+        tracing::debug!(sid = %session.id(), transport = transport.as_str(), "engine session opened");
+        session
+    }
+
+    pub(crate) fn open_packet(&self, sid: Sid, polling: bool) -> String {
+        let upgrades: &[&str] =
+            if polling && self.config.allow_upgrades && self.config.transports.websocket {
+                &["websocket"]
+            } else {
+                &[]
+            };
+        #[derive(serde::Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Open<'a> {
+            sid: &'a str,
+            upgrades: &'a [&'a str],
+            ping_interval: u128,
+            ping_timeout: u128,
+            max_payload: usize,
+        }
+        let open = Open {
+            sid: sid.as_str(),
+            upgrades,
+            ping_interval: self.config.ping_interval.as_millis(),
+            ping_timeout: self.config.ping_timeout.as_millis(),
+            max_payload: self.config.max_payload,
+        };
+        // ok: a struct of strings and integers always serializes.
+        let json = serde_json::to_string(&open).expect("open packet serializes");
+        format!("0{json}")
+    }
+
+    /// The session's task: heartbeat while polling, all I/O once on WebSocket, and clean-up.
+    pub(crate) async fn run_session(
+        self: Arc<Self>,
+        session: Arc<Session<H::Data>>,
+        mut socket: Option<WsStream>,
+    ) {
+        let mut hb = Heartbeat::new(&self.config);
+        let reason = loop {
+            if let Some(stream) = socket.take() {
+                break ws::run(&self, &session, stream, &mut hb).await;
+            }
+            match idle_polling(&session, &mut hb).await {
+                Ok(stream) => socket = Some(stream),
+                Err(reason) => break reason,
+            }
+        };
+        session.close(reason);
+        self.lock().remove(&session.id());
+        let reason = session.close_reason().unwrap_or(reason);
+        tracing::debug!(sid = %session.id(), reason = reason.as_str(), "engine session closed");
+        self.handler.on_close(&session, reason);
+    }
+}
+
+/// Waits on a polling session until it closes or a WebSocket upgrade is handed over.
+async fn idle_polling<D>(
+    session: &Session<D>,
+    hb: &mut Heartbeat,
+) -> Result<WsStream, CloseReason> {
+    loop {
+        let signal = session.signal.notified();
+        if let Some(r) = session.close_reason() {
+            return Err(r);
+        }
+        if let Some(stream) = session
+            .handoff
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            return Ok(stream);
+        }
+        if session
+            .pong
+            .swap(false, std::sync::atomic::Ordering::AcqRel)
+        {
+            hb.on_pong();
+        }
+        tokio::select! {
+            _ = signal => {}
+            _ = sleep_until(hb.deadline) => hb.on_timer(session)?,
+        }
+    }
+}
+
+/// Server-initiated heartbeat: a ping every `ping_interval`, the first one an interval after
+/// the handshake, and a close when no pong comes within `ping_timeout` of a ping being queued.
+#[derive(Debug)]
+pub(crate) struct Heartbeat {
+    pub deadline: Instant,
+    awaiting_pong: bool,
+    interval: std::time::Duration,
+    timeout: std::time::Duration,
+}
+
+impl Heartbeat {
+    fn new(config: &EngineConfig) -> Self {
+        Self {
+            deadline: Instant::now() + config.ping_interval,
+            awaiting_pong: false,
+            interval: config.ping_interval,
+            timeout: config.ping_timeout,
+        }
+    }
+
+    pub(crate) fn on_pong(&mut self) {
+        if self.awaiting_pong {
+            self.awaiting_pong = false;
+            self.deadline = Instant::now() + self.interval;
+        }
+    }
+
+    /// The deadline passed: ping, or give up if the last ping went unanswered.
+    pub(crate) fn on_timer<D>(&mut self, session: &Session<D>) -> Result<(), CloseReason> {
+        if self.awaiting_pong {
+            return Err(CloseReason::PingTimeout);
+        }
+        session.send_control(PING);
+        self.awaiting_pong = true;
+        self.deadline = Instant::now() + self.timeout;
+        Ok(())
+    }
+}
+
+pub(crate) fn header_has_token(value: Option<&header::HeaderValue>, token: &str) -> bool {
+    value
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+}

@@ -1,0 +1,277 @@
+//! One Engine.IO session: its outgoing queue, state flags and close signal.
+//!
+//! A session is shared (`Arc`) between its task (heartbeat and WebSocket I/O), the polling
+//! requests that carry it, and the handler. Everything here is lock-free or holds a
+//! `std::sync::Mutex` for a few instructions, never across an `.await`.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::time::SystemTime;
+
+use http::request::Parts;
+use tokio::sync::Notify;
+
+use super::Sid;
+use super::packet::Frame;
+
+/// The transport a session currently uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TransportKind {
+    /// HTTP long-polling.
+    Polling,
+    /// WebSocket.
+    WebSocket,
+}
+
+impl TransportKind {
+    /// The name used on the wire (`polling`, `websocket`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransportKind::Polling => "polling",
+            TransportKind::WebSocket => "websocket",
+        }
+    }
+}
+
+/// Why a session closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum CloseReason {
+    /// The connection went away (TCP closed, request abandoned, WebSocket closed).
+    TransportClose = 1,
+    /// The client broke the protocol (bad packet, overlapping polling requests, oversized data).
+    TransportError = 2,
+    /// No pong within `ping_timeout` of a ping.
+    PingTimeout = 3,
+    /// The server closed the session.
+    ServerClose = 4,
+    /// The client sent a close packet.
+    ClientClose = 5,
+}
+
+impl CloseReason {
+    fn from_u8(v: u8) -> Option<Self> {
+        Some(match v {
+            1 => Self::TransportClose,
+            2 => Self::TransportError,
+            3 => Self::PingTimeout,
+            4 => Self::ServerClose,
+            5 => Self::ClientClose,
+            _ => return None,
+        })
+    }
+    /// The reason as the reference server words it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TransportClose => "transport close",
+            Self::TransportError => "transport error",
+            Self::PingTimeout => "ping timeout",
+            Self::ServerClose => "forced close",
+            Self::ClientClose => "client close",
+        }
+    }
+}
+
+/// A frame could not be queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The session's outgoing queue holds `max_buffered_packets` already: the client is not
+    /// reading fast enough.
+    #[error("the session's outgoing queue is full")]
+    Full,
+    /// The session is closed.
+    #[error("the session is closed")]
+    Closed,
+}
+
+const POLLING: u8 = 0;
+const WEBSOCKET: u8 = 1;
+
+/// An Engine.IO session, with the handler's per-session data `D`.
+pub struct Session<D> {
+    id: Sid,
+    /// Data the handler keeps for this session (the Socket.IO layer keeps its namespaces here).
+    pub data: D,
+    parts: Parts,
+    issued: SystemTime,
+    transport: AtomicU8,
+    pub(crate) upgrading: AtomicBool,
+    pub(crate) get_busy: AtomicBool,
+    pub(crate) post_busy: AtomicBool,
+    pub(crate) pong: AtomicBool,
+    close_reason: AtomicU8,
+    outbox: Mutex<VecDeque<Frame>>,
+    max_buffered: usize,
+    /// Wakes whoever drains the queue: the pending GET, or the WebSocket task.
+    pub(crate) outbox_ready: Notify,
+    /// Wakes the session task: pong, close, upgrade hand-over.
+    pub(crate) signal: Notify,
+    pub(crate) handoff: Mutex<Option<super::ws::WsStream>>,
+}
+
+impl<D> std::fmt::Debug for Session<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &self.id)
+            .field("transport", &self.transport())
+            .field("closed", &self.close_reason())
+            .finish()
+    }
+}
+
+impl<D> Session<D> {
+    pub(crate) fn new(
+        id: Sid,
+        data: D,
+        parts: Parts,
+        transport: TransportKind,
+        max_buffered: usize,
+    ) -> Self {
+        Self {
+            id,
+            data,
+            parts,
+            issued: SystemTime::now(),
+            transport: AtomicU8::new(match transport {
+                TransportKind::Polling => POLLING,
+                TransportKind::WebSocket => WEBSOCKET,
+            }),
+            upgrading: AtomicBool::new(false),
+            get_busy: AtomicBool::new(false),
+            post_busy: AtomicBool::new(false),
+            pong: AtomicBool::new(false),
+            close_reason: AtomicU8::new(0),
+            outbox: Mutex::new(VecDeque::new()),
+            max_buffered,
+            outbox_ready: Notify::new(),
+            signal: Notify::new(),
+            handoff: Mutex::new(None),
+        }
+    }
+
+    /// The session id.
+    pub fn id(&self) -> Sid {
+        self.id
+    }
+
+    /// The HTTP request that opened the session (method, URI, headers, extensions such as
+    /// axum's `ConnectInfo`).
+    pub fn request_parts(&self) -> &Parts {
+        &self.parts
+    }
+
+    /// When the session was opened.
+    pub fn issued(&self) -> SystemTime {
+        self.issued
+    }
+
+    /// The current transport.
+    pub fn transport(&self) -> TransportKind {
+        match self.transport.load(Ordering::Acquire) {
+            POLLING => TransportKind::Polling,
+            _ => TransportKind::WebSocket,
+        }
+    }
+
+    pub(crate) fn set_websocket(&self) {
+        self.transport.store(WEBSOCKET, Ordering::Release);
+    }
+
+    /// Why the session closed, or `None` while it is open.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        CloseReason::from_u8(self.close_reason.load(Ordering::Acquire))
+    }
+
+    /// Whether the session is closed or closing.
+    pub fn is_closed(&self) -> bool {
+        self.close_reason.load(Ordering::Acquire) != 0
+    }
+
+    /// Queues one frame.
+    pub fn send(&self, frame: Frame) -> Result<(), SendError> {
+        self.send_all(std::iter::once(frame), 1)
+    }
+
+    /// Queues several frames back to back, all or none, so no other frame comes between them
+    /// (a Socket.IO packet and its binary attachments). `count` is the number of frames.
+    pub fn send_all(
+        &self,
+        frames: impl IntoIterator<Item = Frame>,
+        count: usize,
+    ) -> Result<(), SendError> {
+        {
+            let mut q = self.lock_outbox();
+            if self.is_closed() {
+                return Err(SendError::Closed);
+            }
+            if q.len() + count > self.max_buffered {
+                return Err(SendError::Full);
+            }
+            q.extend(frames);
+        }
+        self.outbox_ready.notify_one();
+        Ok(())
+    }
+
+    /// Queues a frame whatever the bound: control packets must never be lost.
+    pub(crate) fn send_control(&self, frame: Frame) {
+        self.lock_outbox().push_back(frame);
+        self.outbox_ready.notify_one();
+    }
+
+    /// Number of frames waiting to be written.
+    pub fn buffered(&self) -> usize {
+        self.lock_outbox().len()
+    }
+
+    /// Closes the session. The first reason wins; the session task then cleans up and tells
+    /// the handler.
+    pub fn close(&self, reason: CloseReason) {
+        if self
+            .close_reason
+            .compare_exchange(0, reason as u8, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            tracing::debug!(sid = %self.id, reason = reason.as_str(), "engine session closing");
+            self.signal.notify_one();
+            self.outbox_ready.notify_one();
+        }
+    }
+
+    /// Moves every queued frame into `out`.
+    pub(crate) fn drain_all(&self, out: &mut VecDeque<Frame>) {
+        let mut q = self.lock_outbox();
+        if out.is_empty() {
+            std::mem::swap(&mut *q, out);
+        } else {
+            out.extend(q.drain(..));
+        }
+    }
+
+    /// Takes queued frames up to `max_bytes` of polling payload (always at least one).
+    pub(crate) fn drain_polling(&self, max_bytes: usize) -> Vec<Frame> {
+        let mut q = self.lock_outbox();
+        let mut total = 0;
+        let mut out = Vec::new();
+        while let Some(f) = q.front() {
+            let len = f.polling_len() + usize::from(!out.is_empty());
+            if !out.is_empty() && total + len > max_bytes {
+                break;
+            }
+            total += len;
+            if let Some(f) = q.pop_front() {
+                out.push(f);
+            }
+        }
+        if q.is_empty() && q.capacity() > 64 {
+            q.shrink_to(0);
+        }
+        out
+    }
+
+    fn lock_outbox(&self) -> std::sync::MutexGuard<'_, VecDeque<Frame>> {
+        // A poisoned queue only means a panic elsewhere; the data is still a valid queue.
+        self.outbox.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}

@@ -1,0 +1,118 @@
+//! Session ids.
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+/// Number of random bytes in a [`Sid`]: 128 bits, above the 96 the protocol guides ask for.
+const RANDOM_BYTES: usize = 16;
+/// Length of the URL-safe base64 text of [`RANDOM_BYTES`] bytes, without padding.
+const LEN: usize = 22;
+
+/// A session or socket id: 128 bits from the operating system's secure random source,
+/// written as 22 URL-safe base64 characters.
+///
+/// It is `Copy` and compares as bytes, so it is cheap to use as a map key.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Sid([u8; LEN]);
+
+impl Sid {
+    /// Draws a fresh random id.
+    ///
+    /// # Panics
+    /// Only if the operating system cannot provide random bytes, in which case no session
+    /// can be opened safely at all.
+    pub fn new() -> Self {
+        let mut raw = [0u8; RANDOM_BYTES];
+        // ok: failure of the OS random source is not client-controlled and leaves no safe fallback.
+        getrandom::fill(&mut raw).expect("the OS random source failed");
+        let mut out = [0u8; LEN];
+        // ok: 16 bytes always encode to exactly 22 characters without padding.
+        let n = URL_SAFE_NO_PAD
+            .encode_slice(raw, &mut out)
+            .expect("22 bytes hold 16 encoded bytes");
+        debug_assert_eq!(n, LEN);
+        Sid(out)
+    }
+
+    /// Parses an id received from a client. Anything that is not 22 URL-safe base64
+    /// characters is refused, so unknown ids never need a map lookup.
+    pub fn parse(s: &str) -> Option<Self> {
+        let b = s.as_bytes();
+        if b.len() != LEN
+            || !b
+                .iter()
+                .all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_')
+        {
+            return None;
+        }
+        let mut out = [0u8; LEN];
+        out.copy_from_slice(b);
+        Some(Sid(out))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        // ok: the bytes are ASCII by construction (base64 alphabet, checked in `parse`).
+        std::str::from_utf8(&self.0).expect("sid is ASCII")
+    }
+}
+
+impl Default for Sid {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for Sid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for Sid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Sid({})", self.as_str())
+    }
+}
+
+impl serde::Serialize for Sid {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Sid {
+    type Err = InvalidSid;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Sid::parse(s).ok_or(InvalidSid)
+    }
+}
+
+/// The text was not a well-formed [`Sid`].
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("invalid session id")]
+pub struct InvalidSid;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip_and_unique() {
+        let a = Sid::new();
+        let b = Sid::new();
+        assert_ne!(a, b);
+        assert_eq!(Sid::parse(a.as_str()), Some(a));
+        assert_eq!(a.as_str().len(), 22);
+    }
+
+    #[test]
+    fn rejects_bad_ids() {
+        assert!(Sid::parse("").is_none());
+        assert!(Sid::parse("abc").is_none());
+        assert!(Sid::parse("aaaaaaaaaaaaaaaaaaaaa/").is_none());
+        assert!(Sid::parse("aaaaaaaaaaaaaaaaaaaaaaa").is_none());
+    }
+}

@@ -1,0 +1,284 @@
+//! WebSocket: the handshake, the upgrade probe, and the I/O loop of a WebSocket session.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper_util::rt::TokioIo;
+use tokio::time::{sleep_until, timeout};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
+
+use super::handler::Gate;
+use super::packet::{Frame, Incoming, NOOP, PONG_PROBE, decode_text};
+use super::server::{Heartbeat, header_has_token};
+use super::{CloseReason, Engine, EngineError, EngineHandler, Message, Session, TransportKind};
+
+/// A server-side WebSocket over an upgraded hyper connection.
+pub(crate) type WsStream = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+/// Messages held while a [`Gate`] is pending, at most; more is a client flooding a session
+/// whose handler has not finished, and closes it.
+const MAX_HELD: usize = 1024;
+
+/// What to do once the WebSocket handshake completes.
+pub(crate) enum Accepted<D> {
+    /// A new session directly on WebSocket.
+    Open,
+    /// Probe and upgrade this polling session.
+    Upgrade(Arc<Session<D>>),
+    /// Complete the handshake, then close: the sid is not upgradable.
+    Refuse,
+}
+
+pub(crate) fn is_upgrade_request<B>(req: &Request<B>) -> bool {
+    header_has_token(req.headers().get(header::UPGRADE), "websocket")
+        && header_has_token(req.headers().get(header::CONNECTION), "upgrade")
+}
+
+fn ws_config<H: EngineHandler>(engine: &Engine<H>) -> WebSocketConfig {
+    let max = engine.config().max_payload;
+    let mut c = WebSocketConfig::default();
+    c.read_buffer_size = engine.config().ws_read_buffer_size;
+    c.write_buffer_size = 0;
+    c.max_message_size = Some(max);
+    c.max_frame_size = Some(max);
+    c
+}
+
+/// Answers the handshake with 101 and spawns what follows.
+pub(crate) fn accept<H, B>(
+    mut req: Request<B>,
+    engine: Arc<Engine<H>>,
+    then: Accepted<H::Data>,
+) -> Result<Response<Full<Bytes>>, EngineError>
+where
+    H: EngineHandler,
+    B: Send + 'static,
+{
+    let headers = req.headers();
+    let key = headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .ok_or(EngineError::BadRequest)?;
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_none_or(|v| v.as_bytes() != b"13")
+    {
+        return Err(EngineError::BadRequest);
+    }
+    let accept = derive_accept_key(key.as_bytes());
+    let Ok(accept) = HeaderValue::from_str(&accept) else {
+        return Err(EngineError::BadRequest);
+    };
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let (parts, _body) = req.into_parts();
+    let config = ws_config(&engine);
+    tokio::spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::debug!(error = %e, "websocket upgrade failed");
+                if let Accepted::Upgrade(s) = &then {
+                    s.upgrading.store(false, Ordering::Release);
+                }
+                return;
+            }
+        };
+        let stream =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
+                .await;
+        match then {
+            Accepted::Open => {
+                let session = engine.register(parts, TransportKind::WebSocket);
+                session.send_control(Frame::Text(engine.open_packet(session.id(), false).into()));
+                engine.handler().on_open(&session);
+                engine.run_session(session, Some(stream)).await;
+            }
+            Accepted::Upgrade(session) => probe(&engine, session, stream).await,
+            Accepted::Refuse => {
+                let mut stream = stream;
+                let _ = stream.close(None).await;
+            }
+        }
+    });
+    let mut res = Response::new(Full::new(Bytes::new()));
+    *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = res.headers_mut();
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    Ok(res)
+}
+
+/// The upgrade: `2probe` answered by `3probe`, the pending GET released with a noop, then `5`
+/// switches the session to this WebSocket, all within `upgrade_timeout`.
+async fn probe<H: EngineHandler>(
+    engine: &Arc<Engine<H>>,
+    session: Arc<Session<H::Data>>,
+    mut stream: WsStream,
+) {
+    let sid = session.id();
+    let outcome = timeout(engine.config().upgrade_timeout, async {
+        let mut probed = false;
+        while let Some(msg) = stream.next().await {
+            let text = match msg {
+                Ok(WsMessage::Text(t)) => t,
+                Ok(WsMessage::Ping(_) | WsMessage::Pong(_)) => continue,
+                Ok(_) | Err(_) => return false,
+            };
+            match decode_text(text) {
+                Ok(Incoming::Ping { probe: true }) if !probed => {
+                    if stream.send(frame_to_ws(PONG_PROBE)).await.is_err() {
+                        return false;
+                    }
+                    session.send_control(NOOP);
+                    probed = true;
+                }
+                Ok(Incoming::Upgrade) if probed => return true,
+                other => {
+                    tracing::debug!(%sid, packet = ?other, "unexpected packet during upgrade");
+                    return false;
+                }
+            }
+        }
+        false
+    })
+    .await;
+    if outcome == Ok(true) && !session.is_closed() {
+        // The switch is visible to every request from here on: a GET that follows `5` sees it.
+        session.set_websocket();
+        *session.handoff.lock().unwrap_or_else(|e| e.into_inner()) = Some(stream);
+        session.upgrading.store(false, Ordering::Release);
+        session.signal.notify_one();
+        tracing::debug!(%sid, "upgraded to websocket");
+    } else {
+        session.upgrading.store(false, Ordering::Release);
+        tracing::debug!(%sid, timed_out = outcome.is_err(), "upgrade abandoned");
+        let _ = stream.close(None).await;
+    }
+}
+
+fn frame_to_ws(frame: Frame) -> WsMessage {
+    match frame {
+        Frame::Text(s) => WsMessage::Text(s),
+        Frame::Binary(b) => WsMessage::Binary(b),
+    }
+}
+
+fn close_reason_of(e: &tungstenite::Error) -> CloseReason {
+    match e {
+        tungstenite::Error::ConnectionClosed
+        | tungstenite::Error::AlreadyClosed
+        | tungstenite::Error::Io(_)
+        | tungstenite::Error::Protocol(
+            tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+        ) => CloseReason::TransportClose,
+        _ => CloseReason::TransportError,
+    }
+}
+
+/// Writes every queued frame, then flushes once: one syscall for a whole batch.
+async fn write_batch<D>(
+    session: &Session<D>,
+    stream: &mut WsStream,
+    batch: &mut VecDeque<Frame>,
+) -> Result<(), tungstenite::Error> {
+    session.drain_all(batch);
+    if batch.is_empty() {
+        return Ok(());
+    }
+    for frame in batch.drain(..) {
+        stream.feed(frame_to_ws(frame)).await?;
+    }
+    stream.flush().await
+}
+
+/// The I/O loop of a session on WebSocket; returns why it ended.
+pub(crate) async fn run<H: EngineHandler>(
+    engine: &Arc<Engine<H>>,
+    session: &Arc<Session<H::Data>>,
+    mut stream: WsStream,
+    hb: &mut Heartbeat,
+) -> CloseReason {
+    let mut batch = VecDeque::new();
+    let mut gate: Option<Gate> = None;
+    let mut held: VecDeque<Message> = VecDeque::new();
+    let reason = loop {
+        if let Some(reason) = session.close_reason() {
+            if reason == CloseReason::ServerClose {
+                let _ = write_batch(session, &mut stream, &mut batch).await;
+            }
+            break reason;
+        }
+        let ready = session.outbox_ready.notified();
+        let signal = session.signal.notified();
+        tokio::select! {
+
+            () = async { if let Some(g) = gate.as_mut() { g.await } }, if gate.is_some() => {
+                gate = None;
+                while gate.is_none() {
+                    let Some(msg) = held.pop_front() else { break };
+                    gate = engine.handler().on_message(session, msg);
+                }
+            }
+            () = ready => {
+                if let Err(e) = write_batch(session, &mut stream, &mut batch).await {
+                    tracing::debug!(sid = %session.id(), error = %e, "websocket write failed");
+                    break close_reason_of(&e);
+                }
+            }
+            () = signal => {}
+            () = sleep_until(hb.deadline) => {
+                if let Err(reason) = hb.on_timer(session) {
+                    break reason;
+                }
+            }
+            msg = stream.next() => {
+                let msg = match msg {
+                    None => break CloseReason::TransportClose,
+                    Some(Err(e)) => {
+                        tracing::debug!(sid = %session.id(), error = %e, "websocket read failed");
+                        break close_reason_of(&e);
+                    }
+                    Some(Ok(m)) => m,
+                };
+                let incoming = match msg {
+                    WsMessage::Text(t) => match decode_text(t) {
+                        Ok(p) => p,
+                        Err(e) => {
+                            tracing::debug!(sid = %session.id(), error = %e, "bad engine.io packet");
+                            break CloseReason::TransportError;
+                        }
+                    },
+                    WsMessage::Binary(b) => Incoming::Message(Message::Binary(b)),
+                    WsMessage::Close(_) => break CloseReason::TransportClose,
+                    WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_) => continue,
+                };
+                match incoming {
+                    Incoming::Message(m) if gate.is_some() => {
+                        if held.len() >= MAX_HELD {
+                            tracing::debug!(sid = %session.id(), "too many messages held behind a pending handler");
+                            break CloseReason::TransportError;
+                        }
+                        held.push_back(m);
+                    }
+                    Incoming::Message(m) => gate = engine.handler().on_message(session, m),
+                    Incoming::Pong { probe: false } => hb.on_pong(),
+                    Incoming::Close => break CloseReason::ClientClose,
+                    other => {
+                        tracing::trace!(sid = %session.id(), packet = ?other, "ignored packet on websocket");
+                    }
+                }
+            }
+        }
+    };
+    session.close(reason);
+    let _ = stream.close(None).await;
+    reason
+}
