@@ -1,0 +1,389 @@
+//! The JSON wire format of Socket.IO (the reference implementation's default parser).
+//!
+//! `<type>[<attachments>-][<namespace>,][<ack id>][<JSON payload>]`
+
+use std::io::Write as _;
+
+use bytes::Bytes;
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use super::binary::{check_placeholders, collect_attachments};
+use super::{
+    Args, Body, DecodeLimits, EncodeError, Encoded, Packet, PacketKind, ParseError, RESERVED_EVENTS,
+};
+use crate::engine::{Frame, MessageBuf, Str};
+
+/// Longest ack id accepted, in digits: ids are u64.
+const MAX_ID_DIGITS: usize = 19;
+
+fn slice(text: &Str, a: usize, b: usize) -> Result<Str, ParseError> {
+    Str::try_from(Bytes::from(text.clone()).slice(a..b)).map_err(|_| ParseError::Header)
+}
+
+/// Decodes one text packet; returns it with the number of attachments it still awaits.
+pub(super) fn decode(text: Str, limits: &DecodeLimits) -> Result<(Packet, usize), ParseError> {
+    let s = text.as_str();
+    let b = s.as_bytes();
+    let kind = b
+        .first()
+        .and_then(|c| PacketKind::from_digit(*c))
+        .ok_or(ParseError::UnknownType)?;
+    let mut i = 1;
+    let mut attachments = 0usize;
+    if matches!(kind, PacketKind::BinaryEvent | PacketKind::BinaryAck) {
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == start || b.get(i) != Some(&b'-') || i - start > 10 {
+            return Err(ParseError::Header);
+        }
+        attachments = s[start..i].parse().map_err(|_| ParseError::Header)?;
+        if attachments == 0 {
+            return Err(ParseError::Header);
+        }
+        if attachments > limits.max_attachments {
+            return Err(ParseError::TooManyAttachments);
+        }
+        i += 1;
+    }
+    let ns = if b.get(i) == Some(&b'/') {
+        let start = i;
+        let end = s[i..].find(',').map_or(b.len(), |p| i + p);
+        i = (end + 1).min(b.len());
+        slice(&text, start, end)?
+    } else {
+        Str::from_static("/")
+    };
+    let id_start = i;
+    while i < b.len() && b[i].is_ascii_digit() {
+        i += 1;
+    }
+    let id = if i > id_start {
+        if i - id_start > MAX_ID_DIGITS {
+            return Err(ParseError::Header);
+        }
+        Some(
+            s[id_start..i]
+                .parse::<u64>()
+                .map_err(|_| ParseError::Header)?,
+        )
+    } else {
+        None
+    };
+    let payload = &s[i..];
+    let body = match kind {
+        PacketKind::Connect => {
+            if payload.is_empty() {
+                Body::Connect(None)
+            } else {
+                let raw: &RawValue = serde_json::from_str(payload).map_err(bad)?;
+                if !raw.get().starts_with('{') {
+                    return Err(ParseError::Payload("auth must be an object".into()));
+                }
+                Body::Connect(Some(slice(&text, i, b.len())?))
+            }
+        }
+        PacketKind::Disconnect if payload.is_empty() => Body::Disconnect,
+        PacketKind::Disconnect => return Err(ParseError::Payload("unexpected data".into())),
+        PacketKind::Event | PacketKind::BinaryEvent => {
+            let items: Vec<&RawValue> = serde_json::from_str(payload).map_err(bad)?;
+            let Some(first) = items.first() else {
+                return Err(ParseError::Payload("empty event".into()));
+            };
+            let name: String = serde_json::from_str(first.get())
+                .map_err(|_| ParseError::Payload("event name must be a string".into()))?;
+            if RESERVED_EVENTS.contains(&name.as_str()) {
+                return Err(ParseError::ReservedEvent);
+            }
+            let args = Args::new(text.clone(), ranges(s, &items[1..]));
+            Body::Event { name, args }
+        }
+        PacketKind::Ack | PacketKind::BinaryAck => {
+            if id.is_none() {
+                return Err(ParseError::Header);
+            }
+            let items: Vec<&RawValue> = serde_json::from_str(payload).map_err(bad)?;
+            Body::Ack(Args::new(text.clone(), ranges(s, &items)))
+        }
+        PacketKind::ConnectError => return Err(ParseError::NotFromClient),
+    };
+    if attachments > 0 {
+        check_placeholders(payload, attachments).map_err(ParseError::Payload)?;
+    }
+    Ok((Packet { ns, id, body }, attachments))
+}
+
+fn bad(e: serde_json::Error) -> ParseError {
+    ParseError::Payload(e.to_string())
+}
+
+/// Byte ranges of `items` (slices of `s`) within `s`.
+fn ranges(s: &str, items: &[&RawValue]) -> Vec<(u32, u32)> {
+    let base = s.as_ptr() as usize;
+    items
+        .iter()
+        .map(|r| {
+            let start = r.get().as_ptr() as usize - base;
+            (start as u32, (start + r.get().len()) as u32)
+        })
+        .collect()
+}
+
+fn header(kind: u8, ns: &str, cap: usize) -> MessageBuf {
+    let mut buf = MessageBuf::with_capacity(cap + ns.len() + 8);
+    buf.push_str(std::str::from_utf8(&[kind]).unwrap_or("2"));
+    if ns != "/" {
+        buf.push_str(ns);
+        buf.push_str(",");
+    }
+    buf
+}
+
+fn finish(buf: MessageBuf) -> Encoded {
+    Encoded {
+        // ok-free: everything written is UTF-8 (str slices and serde_json output).
+        text: buf
+            .finish()
+            .unwrap_or_else(|_| Frame::message("2[\"error\"]")),
+        attachments: Vec::new(),
+    }
+}
+
+pub(super) fn encode_connect(ns: &str, sid: &str, pid: Option<&str>) -> Encoded {
+    let mut buf = header(b'0', ns, 48);
+    buf.push_str("{\"sid\":");
+    push_json_str(&mut buf, sid);
+    if let Some(pid) = pid {
+        buf.push_str(",\"pid\":");
+        push_json_str(&mut buf, pid);
+    }
+    buf.push_str("}");
+    finish(buf)
+}
+
+fn push_json_str(buf: &mut MessageBuf, s: &str) {
+    // ok-free: serializing a &str into a Vec cannot fail.
+    let _ = serde_json::to_writer(buf, s);
+}
+
+pub(super) fn encode_connect_error(
+    ns: &str,
+    message: &str,
+    data: Option<&serde_json::Value>,
+) -> Encoded {
+    #[derive(Serialize)]
+    struct Err<'a> {
+        message: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        data: Option<&'a serde_json::Value>,
+    }
+    let mut buf = header(b'4', ns, 32 + message.len());
+    let _ = serde_json::to_writer(&mut buf, &Err { message, data });
+    finish(buf)
+}
+
+pub(super) fn encode_disconnect(ns: &str) -> Encoded {
+    finish(header(b'1', ns, 0))
+}
+
+/// EVENT when `event` is set, ACK otherwise; the binary variant when `data` holds
+/// [`Binary`](super::Binary) values.
+pub(super) fn encode_data<T: Serialize + ?Sized>(
+    ns: &str,
+    event: Option<&str>,
+    data: &T,
+    id: Option<u64>,
+    spread: bool,
+) -> Result<Encoded, EncodeError> {
+    let kind = if event.is_some() { b'2' } else { b'3' };
+    let mut buf = header(kind, ns, 64 + event.map_or(0, str::len));
+    if let Some(id) = id {
+        let _ = write!(buf, "{id}");
+    }
+    buf.push_str("[");
+    if let Some(event) = event {
+        serde_json::to_writer(&mut buf, event)?;
+    }
+    let (res, atts) = collect_attachments(|| -> Result<(), serde_json::Error> {
+        if spread {
+            let v = serde_json::to_vec(data)?;
+            let inner: &[u8] = match v.as_slice() {
+                [b'[', inner @ .., b']'] => inner,
+                b"null" => &[],
+                _ => {
+                    return Err(serde::ser::Error::custom(
+                        "spread arguments must serialize to an array",
+                    ));
+                }
+            };
+            if !inner.is_empty() {
+                if event.is_some() {
+                    buf.push_str(",");
+                }
+                let _ = buf.write_all(inner);
+            }
+            Ok(())
+        } else {
+            if event.is_some() {
+                buf.push_str(",");
+            }
+            serde_json::to_writer(&mut buf, data)
+        }
+    });
+    res?;
+    buf.push_str("]");
+    if atts.is_empty() {
+        return Ok(finish(buf));
+    }
+    // Attachments found: the packet becomes BINARY_EVENT/BINARY_ACK with a count header.
+    let rest = &buf.data()[1..];
+    let mut bin = MessageBuf::with_capacity(rest.len() + 8);
+    bin.push_str(if event.is_some() { "5" } else { "6" });
+    let _ = write!(bin, "{}-", atts.len());
+    let _ = bin.write_all(rest);
+    let mut enc = finish(bin);
+    enc.attachments = atts.into_iter().map(Frame::Binary).collect();
+    Ok(enc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parser::Binary;
+
+    const LIMITS: DecodeLimits = DecodeLimits {
+        max_attachments: 10,
+        max_attachment_bytes: 1000,
+    };
+
+    fn dec(s: &str) -> Result<(Packet, usize), ParseError> {
+        decode(Str::from(s), &LIMITS)
+    }
+
+    fn text(e: &Encoded) -> &str {
+        match &e.text {
+            Frame::Text(t) => &t[1..],
+            Frame::Binary(_) => panic!("binary"),
+        }
+    }
+
+    #[test]
+    fn decodes_events() {
+        let (p, n) = dec(r#"2/chat,12["msg",1,"two",{"a":[3]}]"#).unwrap();
+        assert_eq!(n, 0);
+        assert_eq!(&*p.ns, "/chat");
+        assert_eq!(p.id, Some(12));
+        let Body::Event { name, args } = p.body else {
+            panic!()
+        };
+        assert_eq!(name, "msg");
+        assert_eq!(args.len(), 3);
+        assert_eq!(args.raw(2), Some(r#"{"a":[3]}"#));
+        let (a, b, c): (u8, String, serde_json::Value) = args.deserialize().unwrap();
+        assert_eq!((a, b.as_str(), c["a"][0].as_u64()), (1, "two", Some(3)));
+        let (p, _) = dec(r#"2["ev"]"#).unwrap();
+        assert!(matches!(p.body, Body::Event { ref args, .. } if args.is_empty()));
+    }
+
+    #[test]
+    fn decodes_other_kinds() {
+        assert!(matches!(dec("0").unwrap().0.body, Body::Connect(None)));
+        let (p, _) = dec(r#"0/admin,{"token":"x"}"#).unwrap();
+        assert!(matches!(p.body, Body::Connect(Some(ref a)) if a.as_str() == r#"{"token":"x"}"#));
+        assert_eq!(&*p.ns, "/admin");
+        assert!(matches!(dec("1/admin,").unwrap().0.body, Body::Disconnect));
+        let (p, _) = dec(r#"35["ok"]"#).unwrap();
+        assert_eq!(p.id, Some(5));
+        let (p, n) = dec(r#"51-["up",{"_placeholder":true,"num":0}]"#).unwrap();
+        assert_eq!(n, 1);
+        assert!(matches!(p.body, Body::Event { .. }));
+    }
+
+    #[test]
+    fn refuses_bad_packets() {
+        for bad in [
+            "",
+            "9",
+            "4abc",
+            "42{}",
+            "2{}",
+            "2abc[1]",
+            "2[]",
+            r#"2[true,"x"]"#,
+            r#"2[{"toString":"x"}]"#,
+            r#"2["connect"]"#,
+            r#"2["disconnect"]"#,
+            r#"2["error",1]"#,
+            "2123456789012345678901234567890[\"ev\"]",
+            r#"3["no id"]"#,
+            r#"0"str""#,
+            r#"0[1]"#,
+            "1x",
+            r#"51-["ev",{"_placeholder":true,"num":1}]"#,
+            r#"51-["ev",{"_placeholder":true,"num":"splice"}]"#,
+            r#"5999999999-["ev"]"#,
+            r#"50-["ev"]"#,
+            r#"5-["ev"]"#,
+            r#"4{"message":"x"}"#,
+        ] {
+            assert!(dec(bad).is_err(), "accepted {bad:?}");
+        }
+        let deep = format!("2[\"ev\",{}{}]", "[".repeat(100_000), "]".repeat(100_000));
+        let (p, _) = dec(&deep).unwrap();
+        let Body::Event { args, .. } = p.body else {
+            panic!()
+        };
+        assert!(args.deserialize::<serde_json::Value>().is_err());
+    }
+
+    #[test]
+    fn encodes() {
+        let e = encode_data("/", Some("ev"), &serde_json::json!({"a":1}), None, false).unwrap();
+        assert_eq!(text(&e), r#"2["ev",{"a":1}]"#);
+        let e = encode_data("/chat", Some("ev"), &(1, "x"), Some(7), true).unwrap();
+        assert_eq!(text(&e), r#"2/chat,7["ev",1,"x"]"#);
+        let e = encode_data("/", Some("ev"), &(), None, true).unwrap();
+        assert_eq!(text(&e), r#"2["ev"]"#);
+        let e = encode_data("/", None, &"ok", Some(3), false).unwrap();
+        assert_eq!(text(&e), r#"33["ok"]"#);
+        let e = encode_data("/", None, &(), Some(3), true).unwrap();
+        assert_eq!(text(&e), r#"33[]"#);
+        let e = encode_data("/", Some("f"), &Binary::from(vec![9u8]), None, false).unwrap();
+        assert_eq!(text(&e), r#"51-["f",{"_placeholder":true,"num":0}]"#);
+        assert_eq!(e.attachments, vec![Frame::binary(vec![9u8])]);
+        assert_eq!(text(&encode_connect("/", "abc", None)), r#"0{"sid":"abc"}"#);
+        assert_eq!(text(&encode_disconnect("/x")), "1/x,");
+        assert_eq!(
+            text(&encode_connect_error("/x", "Invalid namespace", None)),
+            r#"4/x,{"message":"Invalid namespace"}"#
+        );
+    }
+
+    #[test]
+    fn binary_packet_reassembly() {
+        let mut d = super::super::Decoder::new(LIMITS);
+        assert!(
+            d.decode_text(Str::from(
+                r#"52-["f",{"_placeholder":true,"num":1},{"_placeholder":true,"num":0}]"#
+            ))
+            .unwrap()
+            .is_none()
+        );
+        assert!(d.decode_text(Str::from("2[\"x\"]")).is_err());
+        let mut d = super::super::Decoder::new(LIMITS);
+        d.decode_text(Str::from(
+            r#"52-["f",{"_placeholder":true,"num":1},{"_placeholder":true,"num":0}]"#,
+        ))
+        .unwrap();
+        assert!(d.decode_binary(Bytes::from_static(b"a")).unwrap().is_none());
+        let p = d.decode_binary(Bytes::from_static(b"b")).unwrap().unwrap();
+        let Body::Event { args, .. } = p.body else {
+            panic!()
+        };
+        let (x, y): (Binary, Binary) = args.deserialize().unwrap();
+        assert_eq!((&x.0[..], &y.0[..]), (&b"b"[..], &b"a"[..]));
+        assert!(d.decode_binary(Bytes::from_static(b"c")).is_err());
+    }
+}

@@ -1,0 +1,289 @@
+//! Socket.IO v5 packets and the parser that turns them into Engine.IO frames and back.
+//!
+//! The parser knows nothing of sockets: it decodes what a client sent into a [`Packet`]
+//! (reassembling binary attachments in a [`Decoder`]) and encodes outgoing packets into
+//! [`Encoded`] frames, once, so a broadcast can queue the same frames to every receiver.
+//! [`Parser`] is the one entry point; the JSON parser (the Socket.IO default) is behind it, and
+//! other wire formats plug in as further variants without the rest of the crate noticing.
+
+mod args;
+mod binary;
+mod json;
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use crate::engine::{Frame, Str};
+
+pub use args::Args;
+pub use binary::Binary;
+
+/// The packet types of Socket.IO v5.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PacketKind {
+    /// 0: join a namespace / the server's acceptance.
+    Connect,
+    /// 1: leave a namespace.
+    Disconnect,
+    /// 2: an event.
+    Event,
+    /// 3: an acknowledgement.
+    Ack,
+    /// 4: the server refused a namespace.
+    ConnectError,
+    /// 5: an event with binary attachments.
+    BinaryEvent,
+    /// 6: an acknowledgement with binary attachments.
+    BinaryAck,
+}
+
+impl PacketKind {
+    fn from_digit(c: u8) -> Option<Self> {
+        Some(match c {
+            b'0' => Self::Connect,
+            b'1' => Self::Disconnect,
+            b'2' => Self::Event,
+            b'3' => Self::Ack,
+            b'4' => Self::ConnectError,
+            b'5' => Self::BinaryEvent,
+            b'6' => Self::BinaryAck,
+            _ => return None,
+        })
+    }
+}
+
+/// A packet received from a client, attachments included.
+#[derive(Debug, Clone)]
+pub struct Packet {
+    /// The namespace, `/` by default.
+    pub ns: Str,
+    /// The ack id, if the packet carries one.
+    pub id: Option<u64>,
+    /// What the packet says.
+    pub body: Body,
+}
+
+/// The content of a received [`Packet`].
+#[derive(Debug, Clone)]
+pub enum Body {
+    /// CONNECT, with the client's auth payload (a JSON object) if it sent one.
+    Connect(Option<Str>),
+    /// DISCONNECT.
+    Disconnect,
+    /// EVENT or BINARY_EVENT.
+    Event {
+        /// The event name.
+        name: String,
+        /// The arguments after the name.
+        args: Args,
+    },
+    /// ACK or BINARY_ACK.
+    Ack(Args),
+}
+
+/// Why a received packet was refused. Each one closes the client's connection.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// Empty packet or unknown type.
+    #[error("unknown packet type")]
+    UnknownType,
+    /// Malformed attachment count, namespace or ack id.
+    #[error("malformed packet header")]
+    Header,
+    /// The JSON did not parse or does not fit the packet type.
+    #[error("invalid payload: {0}")]
+    Payload(String),
+    /// An event named with a reserved name (`connect`, `disconnect`, `error`, ...).
+    #[error("reserved event name")]
+    ReservedEvent,
+    /// More attachments or bytes than the limits allow.
+    #[error("attachment limit exceeded")]
+    TooManyAttachments,
+    /// A text packet arrived while attachments were expected.
+    #[error("text packet while attachments were pending")]
+    UnexpectedText,
+    /// A binary frame arrived while none was expected.
+    #[error("binary frame without a pending packet")]
+    UnexpectedBinary,
+    /// A packet type only a server sends.
+    #[error("packet type not accepted from a client")]
+    NotFromClient,
+}
+
+/// Event names a client may not use: they name moments of the socket's life.
+pub const RESERVED_EVENTS: &[&str] = &[
+    "connect",
+    "connect_error",
+    "disconnect",
+    "disconnecting",
+    "error",
+    "newListener",
+    "removeListener",
+];
+
+/// Limits on binary attachments, enforced while decoding, before any handler runs.
+#[derive(Debug, Clone, Copy)]
+pub struct DecodeLimits {
+    /// Attachments one packet may announce.
+    pub max_attachments: usize,
+    /// Bytes all attachments of one packet may take together.
+    pub max_attachment_bytes: usize,
+}
+
+/// Reassembles packets from one client's frames.
+#[derive(Debug)]
+pub struct Decoder {
+    limits: DecodeLimits,
+    partial: Option<Partial>,
+}
+
+#[derive(Debug)]
+struct Partial {
+    packet: Packet,
+    expected: usize,
+    bytes: usize,
+}
+
+impl Decoder {
+    /// A decoder with these limits.
+    pub fn new(limits: DecodeLimits) -> Self {
+        Self {
+            limits,
+            partial: None,
+        }
+    }
+
+    /// Whether a binary packet is waiting for attachments.
+    pub fn is_pending(&self) -> bool {
+        self.partial.is_some()
+    }
+
+    /// Decodes a text frame. `Ok(None)` means the packet waits for binary attachments.
+    pub fn decode_text(&mut self, text: Str) -> Result<Option<Packet>, ParseError> {
+        if self.partial.is_some() {
+            return Err(ParseError::UnexpectedText);
+        }
+        let (packet, expected) = json::decode(text, &self.limits)?;
+        if expected == 0 {
+            return Ok(Some(packet));
+        }
+        self.partial = Some(Partial {
+            packet,
+            expected,
+            bytes: 0,
+        });
+        Ok(None)
+    }
+
+    /// Decodes a binary frame: the next attachment of the pending packet.
+    pub fn decode_binary(&mut self, data: Bytes) -> Result<Option<Packet>, ParseError> {
+        let Some(p) = self.partial.as_mut() else {
+            return Err(ParseError::UnexpectedBinary);
+        };
+        p.bytes += data.len();
+        if p.bytes > self.limits.max_attachment_bytes {
+            self.partial = None;
+            return Err(ParseError::TooManyAttachments);
+        }
+        let args = match &mut p.packet.body {
+            Body::Event { args, .. } | Body::Ack(args) => args,
+            _ => return Err(ParseError::UnexpectedBinary),
+        };
+        args.attachments.push(data);
+        if args.attachments.len() < p.expected {
+            return Ok(None);
+        }
+        Ok(self.partial.take().map(|p| p.packet))
+    }
+}
+
+/// Frames of one encoded packet: a text frame, then any binary attachments.
+#[derive(Debug, Clone)]
+pub struct Encoded {
+    /// The packet's text frame.
+    pub text: Frame,
+    /// Its binary attachments, in order.
+    pub attachments: Vec<Frame>,
+}
+
+impl Encoded {
+    /// Number of frames.
+    pub fn len(&self) -> usize {
+        1 + self.attachments.len()
+    }
+    /// Always false: an encoded packet has at least its text frame.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+    /// The frames in order, cloned (each clone shares its buffer).
+    pub fn frames(&self) -> impl Iterator<Item = Frame> + '_ {
+        std::iter::once(self.text.clone()).chain(self.attachments.iter().cloned())
+    }
+}
+
+/// Data could not be encoded.
+#[derive(Debug, thiserror::Error)]
+#[error("could not encode packet data: {0}")]
+pub struct EncodeError(#[from] serde_json::Error);
+
+/// The wire format of Socket.IO packets. The default is the JSON parser of the reference
+/// implementation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Parser {
+    /// The default parser: JSON text frames with binary attachments.
+    #[default]
+    Json,
+}
+
+impl Parser {
+    /// A decoder for one client.
+    pub fn decoder(&self, limits: DecodeLimits) -> Decoder {
+        Decoder::new(limits)
+    }
+
+    /// CONNECT reply: `{"sid": sid}`, plus `pid` when connection state recovery is on.
+    pub fn connect(&self, ns: &str, sid: &str, pid: Option<&str>) -> Encoded {
+        json::encode_connect(ns, sid, pid)
+    }
+
+    /// CONNECT_ERROR with a message and optional data.
+    pub fn connect_error(
+        &self,
+        ns: &str,
+        message: &str,
+        data: Option<&serde_json::Value>,
+    ) -> Encoded {
+        json::encode_connect_error(ns, message, data)
+    }
+
+    /// DISCONNECT.
+    pub fn disconnect(&self, ns: &str) -> Encoded {
+        json::encode_disconnect(ns)
+    }
+
+    /// EVENT (or BINARY_EVENT when `data` holds [`Binary`] values). With `spread`, `data`
+    /// must serialize to an array whose elements become the event's arguments; otherwise
+    /// `data` is the single argument.
+    pub fn event<T: Serialize + ?Sized>(
+        &self,
+        ns: &str,
+        event: &str,
+        data: &T,
+        id: Option<u64>,
+        spread: bool,
+    ) -> Result<Encoded, EncodeError> {
+        json::encode_data(ns, Some(event), data, id, spread)
+    }
+
+    /// ACK (or BINARY_ACK) answering `id`.
+    pub fn ack<T: Serialize + ?Sized>(
+        &self,
+        ns: &str,
+        id: u64,
+        data: &T,
+        spread: bool,
+    ) -> Result<Encoded, EncodeError> {
+        json::encode_data(ns, None, data, Some(id), spread)
+    }
+}
