@@ -1,5 +1,90 @@
-//! tower-socketio: a Socket.IO server for tower and axum.
+//! tower-socketio: a Socket.IO v5 / Engine.IO v4 server for tower and axum.
+//!
+//! Mount a [`SocketIoLayer`] on an axum `Router` (or any tower stack); it answers requests
+//! under `/socket.io/` and passes every other request to your app. Handlers are closures
+//! whose arguments are extractors, as in axum.
+//!
+//! ```no_run
+//! use axum::{Router, routing::get};
+//! use serde::{Deserialize, Serialize};
+//! use tower_socketio::{AckSender, Data, SocketIo, SocketRef};
+//!
+//! #[derive(Debug, Clone, Serialize, Deserialize)]
+//! struct ChatMsg {
+//!     room: String,
+//!     text: String,
+//! }
+//!
+//! #[derive(Debug, Deserialize)]
+//! struct Auth {
+//!     name: String,
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> std::io::Result<()> {
+//!     let (layer, io) = SocketIo::builder().build_layer();
+//!     io.ns("/", |socket: SocketRef, Data(auth): Data<Auth>| {
+//!         socket.extensions().insert(auth.name);
+//!         socket.on("join", |socket: SocketRef, Data(room): Data<String>| {
+//!             socket.join(room);
+//!         });
+//!         socket.on(
+//!             "chat",
+//!             |socket: SocketRef, Data(msg): Data<ChatMsg>, ack: AckSender| async move {
+//!                 socket.to(msg.room.clone()).emit("chat", &msg).await.ok();
+//!                 ack.send(&"ok").ok();
+//!             },
+//!         );
+//!     });
+//!     let app = Router::new()
+//!         .route("/", get(|| async { "hello" }))
+//!         .layer(layer);
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//!     axum::serve(listener, app).await
+//! }
+//! ```
+//!
+//! # Ordering
+//! Packets of one client are handled in arrival order. Each event handler starts in that
+//! order and runs up to its first pending `.await` before the next packet is looked at; only
+//! the rest of an `async` handler runs concurrently with later events. The connect handler
+//! (with its middlewares) runs to completion before any later packet of that client is
+//! handled, so events are never lost to handlers registered late; the CONNECT reply is
+//! queued before the connect handler runs, so whatever it emits reaches the client after
+//! the reply, as with the reference server.
+//!
+//! # Layers
+//! - [`engine`]: Engine.IO v4, usable alone.
+//! - [`parser`]: Socket.IO packets and their wire format.
+//! - [`adapter`]: rooms, and how a broadcast finds its sockets.
+//! - the rest (this module): namespaces, sockets, extractors, handlers, broadcasting.
 #![warn(missing_docs)]
 
+pub mod adapter;
 pub mod engine;
+pub mod extract;
+pub mod handler;
 pub mod parser;
+
+mod ack;
+mod client;
+mod config;
+mod errors;
+mod extensions;
+mod io;
+mod ns;
+mod operators;
+mod socket;
+
+pub use ack::{AckFuture, AckSender};
+pub use client::SocketIoHandler;
+pub use config::SocketIoConfig;
+pub use errors::{AckError, DisconnectReason, EmitError};
+pub use extensions::Extensions;
+pub use extract::{Bin, Data, Event, Extension, Handshake, MaybeExtension, State, TryData};
+pub use handler::ConnectRejection;
+pub use io::{NamespaceHandle, SocketIo, SocketIoBuilder, SocketIoLayer, SocketIoService};
+pub use ns::Namespace;
+pub use operators::{BroadcastOperators, IntoRooms, SocketAck};
+pub use parser::Binary;
+pub use socket::{Socket, SocketRef};

@@ -111,10 +111,12 @@ pub fn clients_dir() -> PathBuf {
     repo_root().join("tests").join("clients")
 }
 
+/// A file named by an environment variable; unset, empty or not a file is `None`.
 fn env_path(var: &str) -> Option<PathBuf> {
     std::env::var_os(var)
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
+        .filter(|p| p.is_file())
 }
 
 fn on_path(program: &str) -> Option<PathBuf> {
@@ -165,8 +167,9 @@ pub fn node(test: &str, package: &str) -> Option<Node> {
     let Some(bin) = env_path("TSIO_NODE").or_else(|| on_path("node")) else {
         return missing_service(test, "node (TSIO_NODE / PATH)");
     };
-    let modules =
-        env_path("TSIO_NODE_MODULES").unwrap_or_else(|| clients_dir().join("node_modules"));
+    let modules = std::env::var_os("TSIO_NODE_MODULES")
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| clients_dir().join("node_modules"), PathBuf::from);
     if !modules.join(package).join("package.json").is_file() {
         return missing_service(
             test,

@@ -1,0 +1,36 @@
+//! The smallest Socket.IO server: every event is sent back to its sender, acks answered.
+//!
+//! `cargo run --example echo`, then point a socket.io client at `http://127.0.0.1:3000`.
+
+use tower_socketio::{AckSender, Binary, Data, Event, SocketIo, SocketRef};
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let (layer, io) = SocketIo::new_layer();
+    io.ns("/", |socket: SocketRef| {
+        // Binary data: `Binary` takes the attachment its placeholder names, and goes back out
+        // as an attachment.
+        socket.on("binary", |socket: SocketRef, Data(data): Data<Binary>| {
+            socket.emit("binary", &data).ok();
+        });
+        socket.on_fallback(
+            |socket: SocketRef,
+             Event(event): Event,
+             Data(data): Data<serde_json::Value>,
+             ack: AckSender| {
+                socket.emit(&event, &data).ok();
+                ack.send(&data).ok();
+            },
+        );
+    });
+    let app = axum::Router::new().layer(layer);
+    let addr = std::env::var("ADDR").unwrap_or_else(|_| "127.0.0.1:3000".into());
+    let listener = tokio::net::TcpListener::bind(&addr).await?;
+    println!("socket.io echo on http://{addr}");
+    axum::serve(listener, app).await
+}

@@ -1,0 +1,196 @@
+//! The in-memory adapter.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::RwLock;
+
+use super::{Adapter, BroadcastOptions, Room};
+use crate::engine::Sid;
+
+/// Rooms kept in memory on this server: the default adapter.
+#[derive(Debug, Default)]
+pub struct LocalAdapter {
+    inner: RwLock<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    rooms: HashMap<Room, HashSet<Sid>>,
+    /// Every socket, with the rooms it joined (its own-id room is implicit, costing nothing).
+    sockets: HashMap<Sid, HashSet<Room>>,
+}
+
+impl Inner {
+    /// Sockets in `room`: its members, or the socket whose id it is.
+    fn members(&self, room: &str, f: &mut dyn FnMut(Sid)) {
+        if let Some(m) = self.rooms.get(room) {
+            m.iter().for_each(|s| f(*s));
+        } else if let Some(sid) = Sid::parse(room).filter(|s| self.sockets.contains_key(s)) {
+            f(sid);
+        }
+    }
+}
+
+impl LocalAdapter {
+    /// An empty adapter.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Adapter for LocalAdapter {
+    fn add_socket(&self, sid: Sid) {
+        self.write().sockets.entry(sid).or_default();
+    }
+
+    fn join(&self, sid: Sid, rooms: &[Room]) {
+        let mut g = self.write();
+        let inner = &mut *g;
+        let Some(mine) = inner.sockets.get_mut(&sid) else {
+            return;
+        };
+        for room in rooms {
+            if room.as_ref() == sid.as_str() {
+                continue;
+            }
+            if mine.insert(room.clone()) {
+                inner.rooms.entry(room.clone()).or_default().insert(sid);
+            }
+        }
+    }
+
+    fn leave(&self, sid: Sid, rooms: &[Room]) {
+        let mut g = self.write();
+        let inner = &mut *g;
+        let Some(mine) = inner.sockets.get_mut(&sid) else {
+            return;
+        };
+        for room in rooms {
+            if mine.remove(room) {
+                if let Some(m) = inner.rooms.get_mut(room) {
+                    m.remove(&sid);
+                    if m.is_empty() {
+                        inner.rooms.remove(room);
+                    }
+                }
+            }
+        }
+    }
+
+    fn remove_socket(&self, sid: Sid) {
+        let mut g = self.write();
+        let inner = &mut *g;
+        let Some(mine) = inner.sockets.remove(&sid) else {
+            return;
+        };
+        for room in mine {
+            if let Some(m) = inner.rooms.get_mut(&room) {
+                m.remove(&sid);
+                if m.is_empty() {
+                    inner.rooms.remove(&room);
+                }
+            }
+        }
+    }
+
+    fn socket_rooms(&self, sid: Sid) -> Vec<Room> {
+        let g = self.read();
+        let Some(mine) = g.sockets.get(&sid) else {
+            return Vec::new();
+        };
+        let mut out = Vec::with_capacity(mine.len() + 1);
+        out.push(Room::Owned(sid.as_str().to_owned()));
+        out.extend(mine.iter().cloned());
+        out
+    }
+
+    fn for_each(&self, opts: &BroadcastOptions, f: &mut dyn FnMut(Sid)) {
+        let g = self.read();
+        let mut excluded: HashSet<Sid> = HashSet::new();
+        for room in &opts.except {
+            g.members(room, &mut |s| {
+                excluded.insert(s);
+            });
+        }
+        excluded.extend(opts.except_sid);
+        let mut emit = |sid: Sid| {
+            if !excluded.contains(&sid) {
+                f(sid);
+            }
+        };
+        match opts.rooms.as_slice() {
+            [] => g.sockets.keys().for_each(|s| emit(*s)),
+            [room] => g.members(room, &mut emit),
+            rooms => {
+                // A socket in several of the rooms still gets the packet once.
+                let mut seen = HashSet::new();
+                for room in rooms {
+                    g.members(room, &mut |s| {
+                        if seen.insert(s) {
+                            emit(s);
+                        }
+                    });
+                }
+            }
+        }
+    }
+
+    fn rooms(&self) -> Vec<Room> {
+        self.read().rooms.keys().cloned().collect()
+    }
+
+    fn socket_count(&self) -> usize {
+        self.read().sockets.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect(a: &LocalAdapter, opts: &BroadcastOptions) -> HashSet<Sid> {
+        let mut out = HashSet::new();
+        a.for_each(opts, &mut |s| assert!(out.insert(s), "delivered twice"));
+        out
+    }
+
+    #[test]
+    fn rooms_and_broadcast_sets() {
+        let a = LocalAdapter::new();
+        let (s1, s2, s3) = (Sid::new(), Sid::new(), Sid::new());
+        for s in [s1, s2, s3] {
+            a.add_socket(s);
+        }
+        a.join(s1, &["r1".into(), "r2".into()]);
+        a.join(s2, &["r2".into()]);
+        let all = collect(&a, &BroadcastOptions::default());
+        assert_eq!(all.len(), 3);
+        let opts = BroadcastOptions {
+            rooms: vec!["r1".into(), "r2".into()],
+            ..Default::default()
+        };
+        assert_eq!(collect(&a, &opts), HashSet::from([s1, s2]));
+        let opts = BroadcastOptions {
+            rooms: vec!["r2".into()],
+            except: vec!["r1".into()],
+            ..Default::default()
+        };
+        assert_eq!(collect(&a, &opts), HashSet::from([s2]));
+        let opts = BroadcastOptions {
+            rooms: vec![s3.as_str().to_owned().into()],
+            ..Default::default()
+        };
+        assert_eq!(collect(&a, &opts), HashSet::from([s3]));
+        a.remove_socket(s1);
+        assert_eq!(a.rooms(), vec![Room::from("r2")]);
+        a.leave(s2, &["r2".into()]);
+        assert!(a.rooms().is_empty());
+    }
+}

@@ -1,0 +1,232 @@
+//! One Engine.IO session seen from Socket.IO: its sockets (one per namespace), its packet
+//! decoder, and the [`EngineHandler`] that routes packets to namespaces and sockets.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::engine::{CloseReason, EngineHandler, Gate, Message, Session};
+use crate::errors::DisconnectReason;
+use crate::handler::BoxFuture;
+use crate::io::IoInner;
+use crate::parser::{Body, Decoder, Packet};
+use crate::socket::Socket;
+
+/// Socket.IO's data inside each Engine.IO session.
+#[derive(Default)]
+pub struct Client {
+    sockets: Mutex<Vec<Arc<Socket>>>,
+    decoder: Mutex<Option<Decoder>>,
+    /// Counts binary packets started, so a timer can tell whether "its" packet is done.
+    partials: AtomicU64,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Socket>>> {
+        self.sockets.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn socket(&self, ns: &str) -> Option<Arc<Socket>> {
+        self.lock().iter().find(|s| s.ns() == ns).cloned()
+    }
+
+    /// Adds a socket; returns the one it replaces on the same namespace.
+    pub(crate) fn add_socket(&self, socket: Arc<Socket>) -> Option<Arc<Socket>> {
+        let mut g = self.lock();
+        let old = g
+            .iter()
+            .position(|s| s.ns() == socket.ns())
+            .map(|i| g.swap_remove(i));
+        g.push(socket);
+        old
+    }
+
+    pub(crate) fn remove_socket(&self, socket: &Socket) {
+        self.lock().retain(|s| !std::ptr::eq(&**s, socket));
+    }
+
+    fn take_all(&self) -> Vec<Arc<Socket>> {
+        std::mem::take(&mut *self.lock())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+}
+
+/// The Socket.IO layer as the engine's handler. Public only because it names the service
+/// type; it has no API of its own.
+#[derive(Clone)]
+pub struct SocketIoHandler {
+    pub(crate) io: Arc<IoInner>,
+}
+
+impl std::fmt::Debug for SocketIoHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SocketIoHandler").finish_non_exhaustive()
+    }
+}
+
+impl SocketIoHandler {
+    /// A client broke the protocol: its sockets leave with `parse error`, its session closes.
+    fn reject(&self, session: &Arc<Session<Client>>, error: &dyn std::fmt::Display) {
+        tracing::warn!(sid = %session.id(), %error, "invalid packet, closing the connection");
+        for s in session.data.take_all() {
+            s.close(DisconnectReason::ParseError);
+        }
+        session.close(CloseReason::TransportError);
+    }
+
+    fn start_attachment_timer(&self, session: &Arc<Session<Client>>) {
+        let generation = session.data.partials.fetch_add(1, Ordering::AcqRel) + 1;
+        let weak = Arc::downgrade(session);
+        let timeout = self.io.shared.config.attachment_timeout;
+        tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            let Some(session) = weak.upgrade() else {
+                return;
+            };
+            let pending = session
+                .data
+                .decoder
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+                .is_some_and(Decoder::is_pending);
+            if pending && session.data.partials.load(Ordering::Acquire) == generation {
+                tracing::warn!(sid = %session.id(), "binary packet not completed in time");
+                for s in session.data.take_all() {
+                    s.close(DisconnectReason::ParseError);
+                }
+                session.close(CloseReason::TransportError);
+            }
+        });
+    }
+
+    fn dispatch(&self, session: &Arc<Session<Client>>, packet: Packet) -> Option<Gate> {
+        let Packet { ns, id, body } = packet;
+        match body {
+            Body::Connect(auth) => {
+                let Some(namespace) = self.io.namespace(ns.as_str()) else {
+                    tracing::debug!(sid = %session.id(), ns = %truncate(&ns), "connect to unknown namespace");
+                    let enc = self.io.shared.config.parser.connect_error(
+                        ns.as_str(),
+                        "Invalid namespace",
+                        None,
+                    );
+                    let _ = session.send_all(enc.frames(), enc.len());
+                    return None;
+                };
+                gate(Box::pin(namespace.connect(session.clone(), auth)))
+            }
+            Body::Disconnect => {
+                if let Some(s) = session.data.socket(ns.as_str()) {
+                    s.close(DisconnectReason::ClientNamespaceDisconnect);
+                }
+                None
+            }
+            Body::Event { name, args } => {
+                match session.data.socket(ns.as_str()) {
+                    Some(s) => s.dispatch_event(&name, &args, id),
+                    None => {
+                        tracing::debug!(sid = %session.id(), "event for a namespace not joined")
+                    }
+                }
+                None
+            }
+            Body::Ack(args) => {
+                if let (Some(s), Some(id)) = (session.data.socket(ns.as_str()), id) {
+                    s.dispatch_ack(id, args);
+                }
+                None
+            }
+        }
+    }
+}
+
+/// Runs the connect flow inline as far as it goes; if it must wait, spawns it and returns a
+/// gate that holds the client's next packets until it is done.
+fn gate(fut: BoxFuture) -> Option<Gate> {
+    let handle = crate::handler::run_or_spawn(fut)?;
+    Some(Box::pin(async move {
+        let _ = handle.await;
+    }))
+}
+
+fn truncate(s: &str) -> &str {
+    let mut end = s.len().min(64);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+impl EngineHandler for SocketIoHandler {
+    type Data = Client;
+
+    fn on_open(&self, session: &Arc<Session<Client>>) {
+        let weak = Arc::downgrade(session);
+        let timeout = self.io.shared.config.connect_timeout;
+        tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            if let Some(s) = weak.upgrade() {
+                if !s.is_closed() && s.data.is_empty() {
+                    tracing::debug!(sid = %s.id(), "no namespace joined in time");
+                    s.close(CloseReason::ServerClose);
+                }
+            }
+        });
+    }
+
+    fn on_message(&self, session: &Arc<Session<Client>>, msg: Message) -> Option<Gate> {
+        let (decoded, started) = {
+            let mut guard = session
+                .data
+                .decoder
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let decoder = guard.get_or_insert_with(|| {
+                self.io
+                    .shared
+                    .config
+                    .parser
+                    .decoder(self.io.shared.config.decode_limits())
+            });
+            let was_pending = decoder.is_pending();
+            let decoded = match msg {
+                Message::Text(t) => decoder.decode_text(t),
+                Message::Binary(b) => decoder.decode_binary(b),
+            };
+            (decoded, !was_pending && decoder.is_pending())
+        };
+        match decoded {
+            Err(e) => {
+                self.reject(session, &e);
+                None
+            }
+            Ok(None) => {
+                if started {
+                    self.start_attachment_timer(session);
+                }
+                None
+            }
+            Ok(Some(packet)) => self.dispatch(session, packet),
+        }
+    }
+
+    fn on_close(&self, session: &Arc<Session<Client>>, reason: CloseReason) {
+        let reason = if self.io.shared.shutting_down.load(Ordering::Acquire) {
+            DisconnectReason::ServerShuttingDown
+        } else {
+            reason.into()
+        };
+        for s in session.data.take_all() {
+            s.close(reason);
+        }
+    }
+}

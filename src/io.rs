@@ -1,0 +1,392 @@
+//! The server handle, its builder, and the tower layer that mounts it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock, RwLock, Weak};
+use std::time::Duration;
+
+use http::request::Parts;
+use serde::Serialize;
+use tower_layer::Layer;
+
+use crate::client::SocketIoHandler;
+use crate::config::SocketIoConfig;
+use crate::engine::{Engine, EngineLayer, EngineService, Str};
+use crate::errors::DisconnectReason;
+use crate::extensions::Extensions;
+use crate::handler::{Handler, Middleware, boxed, boxed_middleware};
+use crate::ns::{Namespace, Shared};
+use crate::operators::{BroadcastOperators, IntoRooms};
+use crate::parser::EncodeError;
+use crate::socket::SocketRef;
+
+type Predicate = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// A family of namespaces created on demand when a client connects to a matching path.
+struct DynamicNs {
+    matches: Predicate,
+    template: Arc<Namespace>,
+}
+
+pub(crate) struct IoInner {
+    pub(crate) shared: Arc<Shared>,
+    namespaces: RwLock<HashMap<Box<str>, Arc<Namespace>>>,
+    dynamic: RwLock<Vec<DynamicNs>>,
+    engine: OnceLock<Weak<Engine<SocketIoHandler>>>,
+}
+
+impl IoInner {
+    /// The namespace at `path`, creating it from a dynamic family if one matches.
+    pub(crate) fn namespace(&self, path: &str) -> Option<Arc<Namespace>> {
+        if let Some(ns) = self
+            .namespaces
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(path)
+        {
+            return Some(ns.clone());
+        }
+        let template = self
+            .dynamic
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|d| (d.matches)(path))
+            .map(|d| d.template.clone())?;
+        let mut map = self.namespaces.write().unwrap_or_else(|e| e.into_inner());
+        let ns = map.entry(path.into()).or_insert_with(|| {
+            tracing::debug!(ns = path, "dynamic namespace created");
+            Namespace::new(
+                Str::from(path),
+                template.handler().clone(),
+                template.middlewares(),
+                self.shared.clone(),
+            )
+        });
+        Some(ns.clone())
+    }
+}
+
+/// The Socket.IO server handle: register namespaces, broadcast, shut down. Cheap to clone.
+#[derive(Clone)]
+pub struct SocketIo {
+    inner: Arc<IoInner>,
+    engine: Arc<Engine<SocketIoHandler>>,
+}
+
+impl std::fmt::Debug for SocketIo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SocketIo")
+            .field("sessions", &self.engine.session_count())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A registered namespace, to add connect middlewares to.
+#[derive(Debug, Clone)]
+pub struct NamespaceHandle(Arc<Namespace>);
+
+impl NamespaceHandle {
+    /// Adds a connect middleware; middlewares run in the order they were added, before the
+    /// connect handler, and the first refusal ends the connection attempt.
+    pub fn with<Mw: Middleware<M>, M>(self, middleware: Mw) -> Self {
+        self.0.add_middleware(boxed_middleware(middleware));
+        self
+    }
+}
+
+impl SocketIo {
+    /// A builder with the default settings.
+    pub fn builder() -> SocketIoBuilder {
+        SocketIoBuilder::default()
+    }
+
+    /// A layer and handle with the default settings.
+    pub fn new_layer() -> (SocketIoLayer, SocketIo) {
+        Self::builder().build_layer()
+    }
+
+    /// Registers the namespace `path` with its connect handler (replacing any previous one).
+    pub fn ns<H: Handler<M>, M>(&self, path: impl Into<String>, handler: H) -> NamespaceHandle {
+        let path = normalize(path.into());
+        let ns = Namespace::new(
+            Str::from(path.clone()),
+            boxed(handler),
+            Vec::new(),
+            self.inner.shared.clone(),
+        );
+        self.inner
+            .namespaces
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(path.into_boxed_str(), ns.clone());
+        NamespaceHandle(ns)
+    }
+
+    /// Registers a family of namespaces by pattern: `{name}` matches one path segment
+    /// (`/tenant/{id}` matches `/tenant/42`). Each matching path becomes its own namespace
+    /// the first time a client connects to it, and stays.
+    pub fn dyn_ns<H: Handler<M>, M>(&self, pattern: &str, handler: H) -> NamespaceHandle {
+        let pattern: Vec<String> = normalize(pattern.to_owned())
+            .split('/')
+            .map(str::to_owned)
+            .collect();
+        self.dyn_ns_fn(
+            move |path: &str| {
+                let segs: Vec<&str> = path.split('/').collect();
+                segs.len() == pattern.len()
+                    && segs.iter().zip(&pattern).all(|(s, p)| {
+                        if p.starts_with('{') && p.ends_with('}') {
+                            !s.is_empty()
+                        } else {
+                            s == p
+                        }
+                    })
+            },
+            handler,
+        )
+    }
+
+    /// Registers a family of namespaces by predicate over the path.
+    pub fn dyn_ns_fn<F, H, M>(&self, matches: F, handler: H) -> NamespaceHandle
+    where
+        F: Fn(&str) -> bool + Send + Sync + 'static,
+        H: Handler<M>,
+    {
+        let template = Namespace::new(
+            Str::from_static("<dynamic>"),
+            boxed(handler),
+            Vec::new(),
+            self.inner.shared.clone(),
+        );
+        self.inner
+            .dynamic
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(DynamicNs {
+                matches: Arc::new(matches),
+                template: template.clone(),
+            });
+        NamespaceHandle(template)
+    }
+
+    /// Operators on the namespace `path`, if it exists.
+    pub fn of(&self, path: &str) -> Option<BroadcastOperators> {
+        self.inner
+            .namespace(&normalize(path.to_owned()))
+            .map(BroadcastOperators::new)
+    }
+
+    fn main_ns(&self) -> Option<BroadcastOperators> {
+        self.of("/")
+    }
+
+    /// Emits to every socket of the main namespace `/`.
+    pub async fn emit<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &T,
+    ) -> Result<usize, EncodeError> {
+        match self.main_ns() {
+            Some(op) => op.emit(event, data).await,
+            None => Ok(0),
+        }
+    }
+
+    /// Targets rooms of the main namespace `/`.
+    pub fn to(&self, rooms: impl IntoRooms) -> Option<BroadcastOperators> {
+        self.main_ns().map(|op| op.to(rooms))
+    }
+
+    /// Sockets of the main namespace `/`.
+    pub fn sockets(&self) -> Vec<SocketRef> {
+        self.main_ns().map(|op| op.sockets()).unwrap_or_default()
+    }
+
+    /// Number of open Engine.IO sessions (connections).
+    pub fn connection_count(&self) -> usize {
+        self.engine.session_count()
+    }
+
+    /// Graceful shutdown: every socket is disconnected with
+    /// [`DisconnectReason::ServerShuttingDown`] (the client gets a DISCONNECT and does not
+    /// reconnect), every session closed, and this returns once they are gone or `grace`
+    /// has passed.
+    pub async fn close(&self, grace: Duration) {
+        self.inner
+            .shared
+            .shutting_down
+            .store(true, Ordering::Release);
+        let namespaces: Vec<_> = self
+            .inner
+            .namespaces
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for ns in namespaces {
+            for s in ns.all_sockets() {
+                s.disconnect_with(DisconnectReason::ServerShuttingDown);
+            }
+        }
+        self.engine.close_all();
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.engine.session_count() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+fn normalize(mut path: String) -> String {
+    if !path.starts_with('/') {
+        path.insert(0, '/');
+    }
+    path
+}
+
+/// Builds a [`SocketIo`] server and its [`SocketIoLayer`]. Every setting starts at its
+/// documented default (see [`SocketIoConfig`]).
+#[derive(Debug, Default)]
+pub struct SocketIoBuilder {
+    config: SocketIoConfig,
+    state: Extensions,
+}
+
+impl SocketIoBuilder {
+    /// Adds app-wide state, read by handlers with the [`State`](crate::extract::State)
+    /// extractor. One value per type.
+    pub fn with_state<T: Clone + Send + Sync + 'static>(self, state: T) -> Self {
+        self.state.insert(state);
+        self
+    }
+    /// Path to answer. Default `/socket.io`.
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        let cfg = std::mem::take(&mut self.config.engine);
+        self.config.engine = rebuild(cfg, |b| b.path(path));
+        self
+    }
+    /// Time between pings. Default 25 s.
+    pub fn ping_interval(mut self, d: Duration) -> Self {
+        self.config.engine.ping_interval = d;
+        self
+    }
+    /// Time to answer a ping. Default 20 s.
+    pub fn ping_timeout(mut self, d: Duration) -> Self {
+        self.config.engine.ping_timeout = d;
+        self
+    }
+    /// Time an upgrade may take. Default 10 s.
+    pub fn upgrade_timeout(mut self, d: Duration) -> Self {
+        self.config.engine.upgrade_timeout = d;
+        self
+    }
+    /// Largest message or polling body, in bytes; also bounds the attachments of one packet.
+    /// Default 1 000 000.
+    pub fn max_payload(mut self, bytes: usize) -> Self {
+        self.config.engine.max_payload = bytes.max(16);
+        self
+    }
+    /// Bound of each connection's outgoing queue, in frames. Default 256.
+    pub fn max_buffered_packets(mut self, n: usize) -> Self {
+        self.config.engine.max_buffered_packets = n.max(1);
+        self
+    }
+    /// Accepted transports. Default both.
+    pub fn transports(mut self, polling: bool, websocket: bool) -> Self {
+        self.config.engine.transports = crate::engine::Transports { polling, websocket };
+        self
+    }
+    /// Whether polling may upgrade to WebSocket. Default true.
+    pub fn allow_upgrades(mut self, allow: bool) -> Self {
+        self.config.engine.allow_upgrades = allow;
+        self
+    }
+    /// A hook over the request parts of handshakes and upgrades; `Err(msg)` refuses with
+    /// HTTP 403. Check `Origin` here: CORS does not protect WebSocket upgrades.
+    pub fn allow_request<F>(mut self, f: F) -> Self
+    where
+        F: Fn(&Parts) -> Result<(), String> + Send + Sync + 'static,
+    {
+        self.config.engine.allow_request = Some(Arc::new(f));
+        self
+    }
+    /// Time a client has to join a namespace. Default 45 s.
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.config.connect_timeout = d;
+        self
+    }
+    /// Default time to wait for acks. Default 5 s.
+    pub fn ack_timeout(mut self, d: Duration) -> Self {
+        self.config.ack_timeout = d;
+        self
+    }
+    /// Attachments one binary packet may carry. Default 16.
+    pub fn max_attachments(mut self, n: usize) -> Self {
+        self.config.max_attachments = n;
+        self
+    }
+    /// Time a binary packet may take to complete. Default 10 s.
+    pub fn attachment_timeout(mut self, d: Duration) -> Self {
+        self.config.attachment_timeout = d;
+        self
+    }
+    /// Replaces the whole configuration.
+    pub fn config(mut self, config: SocketIoConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Builds the layer to mount and the handle to use.
+    pub fn build_layer(self) -> (SocketIoLayer, SocketIo) {
+        let inner = Arc::new(IoInner {
+            shared: Arc::new(Shared {
+                config: self.config.clone(),
+                state: self.state,
+                shutting_down: AtomicBool::new(false),
+            }),
+            namespaces: RwLock::new(HashMap::new()),
+            dynamic: RwLock::new(Vec::new()),
+            engine: OnceLock::new(),
+        });
+        let engine = Engine::new(SocketIoHandler { io: inner.clone() }, self.config.engine);
+        let _ = inner.engine.set(Arc::downgrade(&engine));
+        let io = SocketIo {
+            inner,
+            engine: engine.clone(),
+        };
+        (SocketIoLayer(EngineLayer::new(engine)), io)
+    }
+}
+
+fn rebuild(
+    cfg: crate::engine::EngineConfig,
+    f: impl FnOnce(crate::engine::EngineConfigBuilder) -> crate::engine::EngineConfigBuilder,
+) -> crate::engine::EngineConfig {
+    let mut out = f(crate::engine::EngineConfig::builder()).build();
+    let path = std::mem::take(&mut out.path);
+    out = crate::engine::EngineConfig { path, ..cfg };
+    out
+}
+
+/// The tower [`Layer`] serving Socket.IO under its path and passing other requests on.
+#[derive(Debug, Clone)]
+pub struct SocketIoLayer(EngineLayer<SocketIoHandler>);
+
+/// The service [`SocketIoLayer`] builds around an inner service `S`.
+pub type SocketIoService<S> = EngineService<S, SocketIoHandler>;
+
+impl<S> Layer<S> for SocketIoLayer {
+    type Service = SocketIoService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        self.0.layer(inner)
+    }
+}
+
+impl SocketIoLayer {
+    /// A service answering only Socket.IO requests (404 for the rest), for servers without
+    /// an app of their own.
+    pub fn into_standalone(self) -> SocketIoService<crate::engine::NotFound> {
+        self.0.layer(crate::engine::NotFound)
+    }
+}

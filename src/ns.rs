@@ -1,0 +1,204 @@
+//! Namespaces: the connect flow, the sockets of each namespace, and local delivery.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use crate::adapter::{Adapter, BroadcastOptions, LocalAdapter};
+use crate::client::Client;
+use crate::config::SocketIoConfig;
+use crate::engine::{SendError, Session, Sid, Str};
+use crate::extensions::Extensions;
+use crate::extract::{Context, Kind};
+use crate::handler::{BoxedHandler, BoxedMiddleware, ConnectRejection};
+use crate::parser::Encoded;
+use crate::socket::Socket;
+
+/// What every namespace of one server shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub config: SocketIoConfig,
+    pub state: Extensions,
+    pub shutting_down: AtomicBool,
+}
+
+/// A namespace: its connect handler and middlewares, its sockets and their rooms.
+pub struct Namespace {
+    path: Str,
+    handler: BoxedHandler,
+    middlewares: RwLock<Vec<BoxedMiddleware>>,
+    sockets: RwLock<HashMap<Sid, Arc<Socket>>>,
+    adapter: Box<dyn Adapter>,
+    ack_ids: AtomicU64,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Namespace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Namespace")
+            .field("path", &self.path())
+            .field("sockets", &self.socket_count())
+            .finish()
+    }
+}
+
+impl Namespace {
+    pub(crate) fn new(
+        path: Str,
+        handler: BoxedHandler,
+        middlewares: Vec<BoxedMiddleware>,
+        shared: Arc<Shared>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            path,
+            handler,
+            middlewares: RwLock::new(middlewares),
+            sockets: RwLock::new(HashMap::new()),
+            adapter: Box::new(LocalAdapter::new()),
+            ack_ids: AtomicU64::new(0),
+            shared,
+        })
+    }
+
+    /// The namespace path.
+    pub fn path(&self) -> &str {
+        self.path.as_str()
+    }
+
+    /// Number of connected sockets.
+    pub fn socket_count(&self) -> usize {
+        self.read().len()
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    pub(crate) fn adapter(&self) -> &dyn Adapter {
+        &*self.adapter
+    }
+
+    pub(crate) fn handler(&self) -> &BoxedHandler {
+        &self.handler
+    }
+
+    pub(crate) fn middlewares(&self) -> Vec<BoxedMiddleware> {
+        self.middlewares
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn add_middleware(&self, mw: BoxedMiddleware) {
+        self.middlewares
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(mw);
+    }
+
+    /// A fresh ack id, unique within the namespace so one id can serve a whole broadcast.
+    pub(crate) fn next_ack_id(&self) -> u64 {
+        self.ack_ids.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Sid, Arc<Socket>>> {
+        self.sockets.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn get_socket(&self, sid: Sid) -> Option<Arc<Socket>> {
+        self.read().get(&sid).cloned()
+    }
+
+    pub(crate) fn all_sockets(&self) -> Vec<Arc<Socket>> {
+        self.read().values().cloned().collect()
+    }
+
+    pub(crate) fn remove_socket(&self, socket: &Socket) {
+        self.sockets
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&socket.id());
+        self.adapter.remove_socket(socket.id());
+    }
+
+    /// The connect flow: middlewares in order, then the CONNECT reply, then the connect
+    /// handler. The caller holds the client's later packets until this returns, so no event
+    /// can arrive before the handler has registered its `on` handlers.
+    pub(crate) async fn connect(self: Arc<Self>, session: Arc<Session<Client>>, auth: Option<Str>) {
+        let socket = Arc::new(Socket::new(self.clone(), session.clone(), auth));
+        let parser = self.shared.config.parser;
+        for mw in self.middlewares() {
+            let verdict = {
+                let cx = Context::new(
+                    &socket,
+                    Kind::Connect {
+                        auth: socket.auth_raw(),
+                    },
+                );
+                mw(&cx)
+            };
+            let result = match verdict {
+                Ok(fut) => fut.await,
+                Err(e) => Err(ConnectRejection::new(e.to_string())),
+            };
+            if let Err(rej) = result {
+                tracing::debug!(ns = self.path(), message = %rej.message, "connection refused by middleware");
+                let enc = parser.connect_error(self.path(), &rej.message, rej.data.as_ref());
+                let _ = session.send_all(enc.frames(), enc.len());
+                return;
+            }
+        }
+        self.sockets
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(socket.id(), socket.clone());
+        self.adapter.add_socket(socket.id());
+        socket.set_connected();
+        if let Some(old) = session.data.add_socket(socket.clone()) {
+            old.close(crate::errors::DisconnectReason::ClientNamespaceDisconnect);
+        }
+        if session.is_closed() {
+            socket.close(crate::errors::DisconnectReason::TransportClose);
+            return;
+        }
+        let enc = parser.connect(self.path(), socket.id().as_str(), None);
+        let _ = socket.send_encoded(&enc);
+        tracing::debug!(sid = %socket.id(), ns = self.path(), "socket connected");
+        let fut = {
+            let cx = Context::new(
+                &socket,
+                Kind::Connect {
+                    auth: socket.auth_raw(),
+                },
+            );
+            (self.handler)(&cx)
+        };
+        match fut {
+            Ok(Some(fut)) => fut.await,
+            Ok(None) => {}
+            Err(e) => tracing::warn!(sid = %socket.id(), error = %e, "connect handler skipped"),
+        }
+    }
+
+    /// Queues one encoded packet to every local socket the options select; returns how many
+    /// took it. A receiver whose queue is full is disconnected (unless the broadcast is
+    /// volatile, where it just misses the packet): it never blocks the others, and never
+    /// misses a packet silently.
+    pub(crate) fn deliver(&self, enc: &Encoded, opts: &BroadcastOptions) -> usize {
+        let sockets = self.read();
+        let mut delivered = 0;
+        self.adapter.for_each(opts, &mut |sid| {
+            let Some(s) = sockets.get(&sid) else { return };
+            match s.session.send_all(enc.frames(), enc.len()) {
+                Ok(()) => delivered += 1,
+                Err(SendError::Full) if opts.volatile => {}
+                Err(SendError::Full) => {
+                    tracing::warn!(sid = %sid, "slow client: outgoing queue full, disconnecting");
+                    s.session.close(crate::engine::CloseReason::TransportError);
+                }
+                Err(SendError::Closed) => {}
+            }
+        });
+        delivered
+    }
+}

@@ -1,0 +1,469 @@
+//! A socket: one client's connection to one namespace.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::oneshot;
+
+use crate::ack::AckFuture;
+use crate::adapter::Room;
+use crate::client::Client;
+use crate::engine::{Session, Sid, Str, TransportKind};
+use crate::errors::{AckError, DisconnectReason, EmitError};
+use crate::extensions::Extensions;
+use crate::extract::{Context, Kind};
+use crate::handler::{BoxedHandler, Handler, boxed, run_or_spawn};
+use crate::ns::Namespace;
+use crate::operators::{BroadcastOperators, IntoRooms};
+use crate::parser::{Args, Encoded, Parser};
+
+/// Observer of a socket's incoming or outgoing events: sees the event name and its data.
+type AnyObserver = Arc<dyn Fn(&str, &serde_json::Value) + Send + Sync>;
+
+/// One client's membership of one namespace, with its handlers, rooms and data.
+///
+/// Handlers get it as [`SocketRef`]; it is also reachable from the server handle.
+pub struct Socket {
+    id: Sid,
+    ns: Arc<Namespace>,
+    pub(crate) session: Arc<Session<Client>>,
+    auth: Option<Str>,
+    connected: AtomicBool,
+    handlers: RwLock<Handlers>,
+    acks: Mutex<HashMap<u64, oneshot::Sender<Args>>>,
+    extensions: Extensions,
+}
+
+#[derive(Default)]
+struct Handlers {
+    events: HashMap<Box<str>, BoxedHandler>,
+    fallback: Option<BoxedHandler>,
+    disconnect: Option<BoxedHandler>,
+    disconnecting: Option<BoxedHandler>,
+    any_incoming: Vec<AnyObserver>,
+    any_outgoing: Vec<AnyObserver>,
+}
+
+impl std::fmt::Debug for Socket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Socket")
+            .field("id", &self.id)
+            .field("ns", &self.ns.path())
+            .field("connected", &self.connected())
+            .finish()
+    }
+}
+
+/// A handle to a [`Socket`], the extractor handlers use to reach their socket.
+#[derive(Debug, Clone)]
+pub struct SocketRef(pub(crate) Arc<Socket>);
+
+impl std::ops::Deref for SocketRef {
+    type Target = Arc<Socket>;
+    fn deref(&self) -> &Arc<Socket> {
+        &self.0
+    }
+}
+
+impl crate::extract::FromContext for SocketRef {
+    fn from_context(cx: &Context<'_>) -> Result<Self, crate::extract::ExtractError> {
+        Ok(SocketRef(cx.socket.clone()))
+    }
+}
+
+/// What the client presented when it connected.
+#[derive(Debug, Clone)]
+pub struct Handshake {
+    /// Request headers of the Engine.IO handshake.
+    pub headers: http::HeaderMap,
+    /// The handshake URL (path and query).
+    pub url: http::Uri,
+    /// Query parameters of the handshake URL.
+    pub query: Vec<(String, String)>,
+    /// The auth payload of the namespace CONNECT, as JSON text.
+    pub auth: Option<String>,
+    /// The client's address, when the server was started with connect info
+    /// (`into_make_service_with_connect_info::<SocketAddr>()`).
+    pub address: Option<SocketAddr>,
+    /// When the Engine.IO session opened.
+    pub issued: SystemTime,
+    /// The transport at the time of the call.
+    pub transport: TransportKind,
+}
+
+impl Socket {
+    pub(crate) fn new(
+        ns: Arc<Namespace>,
+        session: Arc<Session<Client>>,
+        auth: Option<Str>,
+    ) -> Self {
+        Self {
+            id: Sid::new(),
+            ns,
+            session,
+            auth,
+            connected: AtomicBool::new(false),
+            handlers: RwLock::new(Handlers::default()),
+            acks: Mutex::new(HashMap::new()),
+            extensions: Extensions::new(),
+        }
+    }
+
+    /// The socket id (distinct from the Engine.IO session id, as in the reference server).
+    pub fn id(&self) -> Sid {
+        self.id
+    }
+
+    /// The namespace path.
+    pub fn ns(&self) -> &str {
+        self.ns.path()
+    }
+
+    /// Whether the socket is still connected to its namespace.
+    pub fn connected(&self) -> bool {
+        self.connected.load(Ordering::Acquire)
+    }
+
+    /// The socket's own typed data store.
+    pub fn extensions(&self) -> &Extensions {
+        &self.extensions
+    }
+
+    /// The auth payload the client sent with CONNECT, as JSON text.
+    pub fn auth(&self) -> Option<&str> {
+        self.auth.as_ref().map(|a| a.as_str())
+    }
+
+    pub(crate) fn auth_raw(&self) -> Option<&Str> {
+        self.auth.as_ref()
+    }
+
+    /// The Engine.IO session id under this socket.
+    pub fn engine_id(&self) -> Sid {
+        self.session.id()
+    }
+
+    /// The current transport.
+    pub fn transport(&self) -> TransportKind {
+        self.session.transport()
+    }
+
+    /// The HTTP request parts of the Engine.IO handshake.
+    pub fn req_parts(&self) -> &http::request::Parts {
+        self.session.request_parts()
+    }
+
+    /// The handshake details.
+    pub fn handshake(&self) -> Handshake {
+        let parts = self.session.request_parts();
+        let query = parts
+            .uri
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                (k.to_owned(), v.to_owned())
+            })
+            .collect();
+        Handshake {
+            headers: parts.headers.clone(),
+            url: parts.uri.clone(),
+            query,
+            auth: self.auth().map(str::to_owned),
+            address: parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<SocketAddr>>()
+                .map(|c| c.0),
+            issued: self.session.issued(),
+            transport: self.transport(),
+        }
+    }
+
+    pub(crate) fn parser(&self) -> Parser {
+        self.ns.shared().config.parser
+    }
+
+    pub(crate) fn namespace(&self) -> &Arc<Namespace> {
+        &self.ns
+    }
+
+    fn handlers_mut(&self) -> std::sync::RwLockWriteGuard<'_, Handlers> {
+        self.handlers.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn handlers(&self) -> std::sync::RwLockReadGuard<'_, Handlers> {
+        self.handlers.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers the handler of an event, replacing any previous one.
+    pub fn on<H: Handler<M>, M>(&self, event: impl Into<String>, handler: H) {
+        let event: String = event.into();
+        self.handlers_mut()
+            .events
+            .insert(event.into_boxed_str(), boxed(handler));
+    }
+
+    /// Removes the handler of an event.
+    pub fn off(&self, event: &str) {
+        self.handlers_mut().events.remove(event);
+    }
+
+    /// Registers a catch-all handler for events that have no handler of their own
+    /// (use the [`Event`](crate::extract::Event) extractor for the name).
+    pub fn on_fallback<H: Handler<M>, M>(&self, handler: H) {
+        self.handlers_mut().fallback = Some(boxed(handler));
+    }
+
+    /// Registers the handler called once the socket has left its namespace (extract the
+    /// [`DisconnectReason`]).
+    pub fn on_disconnect<H: Handler<M>, M>(&self, handler: H) {
+        self.handlers_mut().disconnect = Some(boxed(handler));
+    }
+
+    /// Registers the handler called as the socket is leaving, while its rooms are still
+    /// readable.
+    pub fn on_disconnecting<H: Handler<M>, M>(&self, handler: H) {
+        self.handlers_mut().disconnecting = Some(boxed(handler));
+    }
+
+    /// Observes every incoming event (name and data) before its handler runs.
+    pub fn on_any<F: Fn(&str, &serde_json::Value) + Send + Sync + 'static>(&self, f: F) {
+        self.handlers_mut().any_incoming.push(Arc::new(f));
+    }
+
+    /// Observes every event this socket emits (name and data).
+    pub fn on_any_outgoing<F: Fn(&str, &serde_json::Value) + Send + Sync + 'static>(&self, f: F) {
+        self.handlers_mut().any_outgoing.push(Arc::new(f));
+    }
+
+    /// Emits an event with one argument (any `Serialize`; [`Binary`](crate::Binary) values
+    /// inside become attachments).
+    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
+        self.emit_inner(event, data, false)
+    }
+
+    /// Emits an event with several arguments: `data` must serialize to an array (a tuple),
+    /// whose elements become the arguments. `&()` sends none.
+    pub fn emit_args<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
+        self.emit_inner(event, data, true)
+    }
+
+    fn emit_inner<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &T,
+        spread: bool,
+    ) -> Result<(), EmitError> {
+        self.observe_outgoing(event, data);
+        let enc = self.parser().event(self.ns(), event, data, None, spread)?;
+        self.send_encoded(&enc)
+    }
+
+    fn observe_outgoing<T: Serialize + ?Sized>(&self, event: &str, data: &T) {
+        let observers = self.handlers().any_outgoing.clone();
+        if observers.is_empty() {
+            return;
+        }
+        let value = serde_json::to_value(data).unwrap_or(serde_json::Value::Null);
+        for o in observers {
+            o(event, &value);
+        }
+    }
+
+    /// Emits an event with one argument and waits for the client's ack, deserialized into
+    /// `R`, within the configured `ack_timeout`.
+    pub fn emit_with_ack<T: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        event: &str,
+        data: &T,
+    ) -> AckFuture<R> {
+        self.emit_with_ack_timeout(event, data, self.ns.shared().config.ack_timeout)
+    }
+
+    /// Like [`emit_with_ack`](Self::emit_with_ack) with its own timeout.
+    pub fn emit_with_ack_timeout<T: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        event: &str,
+        data: &T,
+        timeout: Duration,
+    ) -> AckFuture<R> {
+        let id = self.ns.next_ack_id();
+        let enc = match self.parser().event(self.ns(), event, data, Some(id), false) {
+            Ok(e) => e,
+            Err(e) => return AckFuture::failed(AckError::Emit(e.into())),
+        };
+        self.observe_outgoing(event, data);
+        let rx = self.register_ack(id);
+        if let Err(e) = self.send_encoded(&enc) {
+            self.lock_acks().remove(&id);
+            return AckFuture::failed(AckError::Emit(e));
+        }
+        AckFuture::new(rx, timeout)
+    }
+
+    pub(crate) fn register_ack(&self, id: u64) -> oneshot::Receiver<Args> {
+        let (tx, rx) = oneshot::channel();
+        self.lock_acks().insert(id, tx);
+        rx
+    }
+
+    pub(crate) fn forget_ack(&self, id: u64) {
+        self.lock_acks().remove(&id);
+    }
+
+    fn lock_acks(&self) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<Args>>> {
+        self.acks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues an encoded packet on this socket's connection.
+    pub(crate) fn send_encoded(&self, enc: &Encoded) -> Result<(), EmitError> {
+        if !self.connected() {
+            return Err(EmitError::Disconnected);
+        }
+        self.session.send_all(enc.frames(), enc.len())?;
+        Ok(())
+    }
+
+    /// Joins rooms.
+    pub fn join(&self, rooms: impl IntoRooms) {
+        self.ns.adapter().join(self.id, &rooms.into_rooms());
+    }
+
+    /// Leaves rooms.
+    pub fn leave(&self, rooms: impl IntoRooms) {
+        self.ns.adapter().leave(self.id, &rooms.into_rooms());
+    }
+
+    /// The rooms this socket is in, its own id first.
+    pub fn rooms(&self) -> Vec<Room> {
+        self.ns.adapter().socket_rooms(self.id)
+    }
+
+    /// Targets sockets in these rooms (this socket included if it is in them).
+    pub fn to(&self, rooms: impl IntoRooms) -> BroadcastOperators {
+        self.broadcast().to(rooms)
+    }
+
+    /// Same as [`to`](Self::to).
+    pub fn within(&self, rooms: impl IntoRooms) -> BroadcastOperators {
+        BroadcastOperators::new(self.ns.clone()).to(rooms)
+    }
+
+    /// Targets every socket of the namespace except this one.
+    pub fn broadcast(&self) -> BroadcastOperators {
+        BroadcastOperators::new(self.ns.clone()).except_sid(self.id)
+    }
+
+    /// Targets every socket of the namespace except those in these rooms (and this one).
+    pub fn except(&self, rooms: impl IntoRooms) -> BroadcastOperators {
+        self.broadcast().except(rooms)
+    }
+
+    /// Leaves the namespace: the client gets a DISCONNECT, the disconnect handler runs with
+    /// [`DisconnectReason::ServerNamespaceDisconnect`].
+    pub fn disconnect(self: &Arc<Self>) {
+        self.disconnect_with(DisconnectReason::ServerNamespaceDisconnect);
+    }
+
+    pub(crate) fn disconnect_with(self: &Arc<Self>, reason: DisconnectReason) {
+        if self.connected() {
+            let enc = self.parser().disconnect(self.ns());
+            let _ = self.send_encoded(&enc);
+        }
+        self.close(reason);
+    }
+
+    /// Marks the socket connected and registered; called once the middlewares accepted it.
+    pub(crate) fn set_connected(&self) {
+        self.connected.store(true, Ordering::Release);
+    }
+
+    /// Leaves the namespace for `reason`: `disconnecting`, rooms dropped, pending acks
+    /// failed, `disconnect`, then every handler dropped (they may hold `SocketRef`s).
+    pub(crate) fn close(self: &Arc<Self>, reason: DisconnectReason) {
+        if !self.connected.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        tracing::debug!(sid = %self.id, ns = self.ns(), %reason, "socket disconnected");
+        let (disconnecting, disconnect) = {
+            let h = self.handlers();
+            (h.disconnecting.clone(), h.disconnect.clone())
+        };
+        if let Some(h) = disconnecting {
+            self.run_lifecycle(&h, reason);
+        }
+        self.ns.remove_socket(self);
+        self.session.data.remove_socket(self);
+        self.lock_acks().clear();
+        if let Some(h) = disconnect {
+            self.run_lifecycle(&h, reason);
+        }
+        *self.handlers_mut() = Handlers::default();
+    }
+
+    fn run_lifecycle(self: &Arc<Self>, h: &BoxedHandler, reason: DisconnectReason) {
+        let cx = Context::new(self, Kind::Disconnect { reason });
+        match h(&cx) {
+            Ok(Some(fut)) => {
+                run_or_spawn(fut);
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(sid = %self.id, error = %e, "disconnect handler skipped"),
+        }
+    }
+
+    /// Runs the handler of a received event.
+    pub(crate) fn dispatch_event(self: &Arc<Self>, name: &str, args: &Args, ack: Option<u64>) {
+        let (handler, observers) = {
+            let h = self.handlers();
+            let handler = h.events.get(name).or(h.fallback.as_ref()).cloned();
+            let observers = (!h.any_incoming.is_empty()).then(|| h.any_incoming.clone());
+            (handler, observers)
+        };
+        if let Some(observers) = observers {
+            let value = args
+                .deserialize::<serde_json::Value>()
+                .unwrap_or(serde_json::Value::Null);
+            for o in observers {
+                o(name, &value);
+            }
+        }
+        let Some(handler) = handler else {
+            tracing::debug!(sid = %self.id, event = name, "no handler for event");
+            return;
+        };
+        let cx = Context::new(self, Kind::Event { name, args, ack });
+        match handler(&cx) {
+            Ok(Some(fut)) => {
+                run_or_spawn(fut);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(sid = %self.id, event = name, error = %e, "event handler skipped");
+                if let Some(id) = ack {
+                    let body = serde_json::json!({ "error": e.to_string() });
+                    if let Ok(enc) = self.parser().ack(self.ns(), id, &body, false) {
+                        let _ = self.send_encoded(&enc);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Hands a received ack to whoever waits for it.
+    pub(crate) fn dispatch_ack(&self, id: u64, args: Args) {
+        match self.lock_acks().remove(&id) {
+            Some(tx) => {
+                let _ = tx.send(args);
+            }
+            None => tracing::debug!(sid = %self.id, id, "ack for no pending emit"),
+        }
+    }
+}
