@@ -9,6 +9,7 @@ use http::request::Parts;
 use serde::Serialize;
 use tower_layer::Layer;
 
+use crate::adapter::{AdapterFactory, local_factory};
 use crate::client::SocketIoHandler;
 use crate::config::SocketIoConfig;
 use crate::engine::{Engine, EngineLayer, EngineService, Str};
@@ -16,8 +17,8 @@ use crate::errors::DisconnectReason;
 use crate::extensions::Extensions;
 use crate::handler::{Handler, Middleware, boxed, boxed_middleware};
 use crate::ns::{Namespace, Shared};
+use crate::operators::BroadcastError;
 use crate::operators::{BroadcastOperators, IntoRooms};
-use crate::parser::EncodeError;
 use crate::socket::SocketRef;
 
 type Predicate = Arc<dyn Fn(&str) -> bool + Send + Sync>;
@@ -186,7 +187,7 @@ impl SocketIo {
         &self,
         event: &str,
         data: &T,
-    ) -> Result<usize, EncodeError> {
+    ) -> Result<usize, BroadcastError> {
         match self.main_ns() {
             Some(op) => op.emit(event, data).await,
             None => Ok(0),
@@ -247,10 +248,28 @@ fn normalize(mut path: String) -> String {
 
 /// Builds a [`SocketIo`] server and its [`SocketIoLayer`]. Every setting starts at its
 /// documented default (see [`SocketIoConfig`]).
-#[derive(Debug, Default)]
 pub struct SocketIoBuilder {
     config: SocketIoConfig,
     state: Extensions,
+    adapter: AdapterFactory,
+}
+
+impl Default for SocketIoBuilder {
+    fn default() -> Self {
+        Self {
+            config: SocketIoConfig::default(),
+            state: Extensions::new(),
+            adapter: local_factory(),
+        }
+    }
+}
+
+impl std::fmt::Debug for SocketIoBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SocketIoBuilder")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SocketIoBuilder {
@@ -262,8 +281,7 @@ impl SocketIoBuilder {
     }
     /// Path to answer. Default `/socket.io`.
     pub fn path(mut self, path: impl Into<String>) -> Self {
-        let cfg = std::mem::take(&mut self.config.engine);
-        self.config.engine = rebuild(cfg, |b| b.path(path));
+        self.config.engine.path = crate::engine::normalize_path(path.into());
         self
     }
     /// Time between pings. Default 25 s.
@@ -331,6 +349,13 @@ impl SocketIoBuilder {
         self.config.attachment_timeout = d;
         self
     }
+    /// The adapter each namespace gets (default: the in-memory
+    /// [`LocalAdapter`](crate::adapter::LocalAdapter)). See [`adapter`](crate::adapter) for
+    /// how a cluster adapter plugs in.
+    pub fn adapter(mut self, factory: AdapterFactory) -> Self {
+        self.adapter = factory;
+        self
+    }
     /// Replaces the whole configuration.
     pub fn config(mut self, config: SocketIoConfig) -> Self {
         self.config = config;
@@ -343,6 +368,7 @@ impl SocketIoBuilder {
             shared: Arc::new(Shared {
                 config: self.config.clone(),
                 state: self.state,
+                adapter: self.adapter,
                 shutting_down: AtomicBool::new(false),
             }),
             namespaces: RwLock::new(HashMap::new()),
@@ -357,16 +383,6 @@ impl SocketIoBuilder {
         };
         (SocketIoLayer(EngineLayer::new(engine)), io)
     }
-}
-
-fn rebuild(
-    cfg: crate::engine::EngineConfig,
-    f: impl FnOnce(crate::engine::EngineConfigBuilder) -> crate::engine::EngineConfigBuilder,
-) -> crate::engine::EngineConfig {
-    let mut out = f(crate::engine::EngineConfig::builder()).build();
-    let path = std::mem::take(&mut out.path);
-    out = crate::engine::EngineConfig { path, ..cfg };
-    out
 }
 
 /// The tower [`Layer`] serving Socket.IO under its path and passing other requests on.

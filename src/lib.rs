@@ -85,6 +85,6 @@ pub use extract::{Bin, Data, Event, Extension, Handshake, MaybeExtension, State,
 pub use handler::ConnectRejection;
 pub use io::{NamespaceHandle, SocketIo, SocketIoBuilder, SocketIoLayer, SocketIoService};
 pub use ns::Namespace;
-pub use operators::{BroadcastOperators, IntoRooms, SocketAck};
+pub use operators::{BroadcastError, BroadcastOperators, IntoRooms, SocketAck};
 pub use parser::Binary;
 pub use socket::{Socket, SocketRef};

@@ -4,22 +4,37 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use crate::adapter::{Adapter, BroadcastOptions, LocalAdapter};
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use tokio::sync::mpsc;
+
+use crate::adapter::{AckItem, Adapter, BroadcastOptions, LocalNamespace, SocketInfo};
 use crate::client::Client;
 use crate::config::SocketIoConfig;
 use crate::engine::{SendError, Session, Sid, Str};
+use crate::errors::AckError;
 use crate::extensions::Extensions;
 use crate::extract::{Context, Kind};
 use crate::handler::{BoxedHandler, BoxedMiddleware, ConnectRejection};
 use crate::parser::Encoded;
+use crate::parser::{EventPacket, Parser};
 use crate::socket::Socket;
 
 /// What every namespace of one server shares.
-#[derive(Debug)]
 pub(crate) struct Shared {
     pub config: SocketIoConfig,
     pub state: Extensions,
+    pub adapter: crate::adapter::AdapterFactory,
     pub shutting_down: AtomicBool,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A namespace: its connect handler and middlewares, its sockets and their rooms.
@@ -49,15 +64,19 @@ impl Namespace {
         middlewares: Vec<BoxedMiddleware>,
         shared: Arc<Shared>,
     ) -> Arc<Self> {
-        Arc::new(Self {
+        let ns = Arc::new(Self {
+            adapter: (shared.adapter)(path.as_str()),
             path,
             handler,
             middlewares: RwLock::new(middlewares),
             sockets: RwLock::new(HashMap::new()),
-            adapter: Box::new(LocalAdapter::new()),
             ack_ids: AtomicU64::new(0),
             shared,
-        })
+        });
+        let weak: std::sync::Weak<dyn LocalNamespace> =
+            Arc::downgrade(&(ns.clone() as Arc<dyn LocalNamespace>));
+        ns.adapter.init(weak);
+        ns
     }
 
     /// The namespace path.
@@ -103,10 +122,6 @@ impl Namespace {
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Sid, Arc<Socket>>> {
         self.sockets.read().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub(crate) fn get_socket(&self, sid: Sid) -> Option<Arc<Socket>> {
-        self.read().get(&sid).cloned()
     }
 
     pub(crate) fn all_sockets(&self) -> Vec<Arc<Socket>> {
@@ -184,7 +199,7 @@ impl Namespace {
     /// took it. A receiver whose queue is full is disconnected (unless the broadcast is
     /// volatile, where it just misses the packet): it never blocks the others, and never
     /// misses a packet silently.
-    pub(crate) fn deliver(&self, enc: &Encoded, opts: &BroadcastOptions) -> usize {
+    fn deliver_local(&self, enc: &Encoded, opts: &BroadcastOptions) -> usize {
         let sockets = self.read();
         let mut delivered = 0;
         self.adapter.for_each(opts, &mut |sid| {
@@ -200,5 +215,93 @@ impl Namespace {
             }
         });
         delivered
+    }
+}
+
+impl LocalNamespace for Namespace {
+    fn path(&self) -> &str {
+        self.path.as_str()
+    }
+
+    fn parser(&self) -> Parser {
+        self.shared.config.parser
+    }
+
+    fn deliver(&self, packet: &Encoded, opts: &BroadcastOptions) -> usize {
+        self.deliver_local(packet, opts)
+    }
+
+    fn deliver_with_ack(
+        &self,
+        packet: &EventPacket,
+        opts: &BroadcastOptions,
+        timeout: Duration,
+        tx: mpsc::UnboundedSender<AckItem>,
+    ) -> usize {
+        let id = self.next_ack_id();
+        let enc = self.parser().encode_event(packet, Some(id), None);
+        let mut waiting = Vec::new();
+        for socket in self.matching(opts) {
+            let rx = socket.register_ack(id);
+            match socket.send_encoded(&enc) {
+                Ok(()) => waiting.push((socket, rx)),
+                Err(e) => {
+                    socket.forget_ack(id);
+                    tracing::debug!(sid = %socket.id(), error = %e, "broadcast with ack: emit failed");
+                }
+            }
+        }
+        let n = waiting.len();
+        if n > 0 {
+            tokio::spawn(async move {
+                join_all(waiting.into_iter().map(|(socket, rx)| {
+                    let tx = tx.clone();
+                    async move {
+                        let r = match tokio::time::timeout(timeout, rx).await {
+                            Ok(Ok(args)) => Ok(args),
+                            Ok(Err(_)) => Err(AckError::Disconnected),
+                            Err(_) => {
+                                socket.forget_ack(id);
+                                Err(AckError::Timeout)
+                            }
+                        };
+                        let _ = tx.send((Some(socket.id()), r));
+                    }
+                }))
+                .await;
+            });
+        }
+        n
+    }
+
+    fn socket_infos(&self, opts: &BroadcastOptions) -> Vec<SocketInfo> {
+        self.matching(opts)
+            .into_iter()
+            .map(|s| SocketInfo {
+                id: s.id().to_string(),
+                rooms: s.rooms().into_iter().map(|r| r.into_owned()).collect(),
+                ns: self.path().to_owned(),
+            })
+            .collect()
+    }
+
+    fn disconnect(&self, opts: &BroadcastOptions) {
+        for s in self.matching(opts) {
+            s.disconnect();
+        }
+    }
+}
+
+impl Namespace {
+    /// The local sockets the options select.
+    pub(crate) fn matching(&self, opts: &BroadcastOptions) -> Vec<Arc<Socket>> {
+        let sockets = self.read();
+        let mut out = Vec::new();
+        self.adapter.for_each(opts, &mut |sid| {
+            if let Some(s) = sockets.get(&sid) {
+                out.push(s.clone());
+            }
+        });
+        out
     }
 }

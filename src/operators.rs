@@ -3,13 +3,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::future::join_all;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::adapter::{BroadcastOptions, Room};
+use crate::adapter::{AdapterError, BroadcastOptions, LocalNamespace, Room, SocketInfo};
 use crate::engine::Sid;
-use crate::errors::{AckError, DisconnectReason};
+use crate::errors::AckError;
 use crate::ns::Namespace;
 use crate::parser::EncodeError;
 use crate::socket::SocketRef;
@@ -67,8 +66,9 @@ pub struct BroadcastOperators {
     timeout: Option<Duration>,
 }
 
-/// The result of one socket's ack in a broadcast with acks.
-pub type SocketAck<R> = (Sid, Result<R, AckError>);
+/// One socket's answer in a broadcast with acks: the socket (`None` when on another server)
+/// and its ack.
+pub type SocketAck<R> = (Option<Sid>, Result<R, AckError>);
 
 impl BroadcastOperators {
     pub(crate) fn new(ns: Arc<Namespace>) -> Self {
@@ -120,15 +120,13 @@ impl BroadcastOperators {
     }
 
     /// Emits an event with one argument to every selected socket. The packet is encoded
-    /// once and its frames shared by all receivers. Returns how many sockets took it.
+    /// once and its frames shared by all receivers. Returns how many local sockets took it.
     pub async fn emit<T: Serialize + ?Sized>(
         self,
         event: &str,
         data: &T,
-    ) -> Result<usize, EncodeError> {
-        let parser = self.ns.shared().config.parser;
-        let enc = parser.event(self.ns.path(), event, data, None, false)?;
-        Ok(self.ns.deliver(&enc, &self.opts))
+    ) -> Result<usize, BroadcastError> {
+        self.emit_inner(event, data, false).await
     }
 
     /// Emits an event with several arguments (`data` serializes to an array).
@@ -136,88 +134,118 @@ impl BroadcastOperators {
         self,
         event: &str,
         data: &T,
-    ) -> Result<usize, EncodeError> {
-        let parser = self.ns.shared().config.parser;
-        let enc = parser.event(self.ns.path(), event, data, None, true)?;
-        Ok(self.ns.deliver(&enc, &self.opts))
+    ) -> Result<usize, BroadcastError> {
+        self.emit_inner(event, data, true).await
+    }
+
+    async fn emit_inner<T: Serialize + ?Sized>(
+        self,
+        event: &str,
+        data: &T,
+        spread: bool,
+    ) -> Result<usize, BroadcastError> {
+        let packet = self
+            .ns
+            .parser()
+            .event_packet(self.ns.path(), event, data, spread)?;
+        Ok(self
+            .ns
+            .adapter()
+            .broadcast(&*self.ns, packet, self.opts)
+            .await?)
     }
 
     /// Emits an event and collects every selected socket's ack within the timeout (the
     /// operator's, else the configured `ack_timeout`). One ack id serves the whole
-    /// broadcast, so the packet is still encoded once.
+    /// broadcast, so the packet is still encoded once. Each answer comes with its socket
+    /// (`None` for a socket on another server of a cluster); a socket that does not answer
+    /// in time gives [`AckError::Timeout`].
     pub async fn emit_with_ack<T: Serialize + ?Sized, R: DeserializeOwned>(
         self,
         event: &str,
         data: &T,
-    ) -> Result<Vec<SocketAck<R>>, EncodeError> {
-        let shared = self.ns.shared();
-        let timeout = self.timeout.unwrap_or(shared.config.ack_timeout);
-        let id = self.ns.next_ack_id();
-        let enc = shared
-            .config
-            .parser
-            .event(self.ns.path(), event, data, Some(id), false)?;
-        let mut waiting = Vec::new();
-        for socket in self.matching() {
-            let rx = socket.register_ack(id);
-            match socket.send_encoded(&enc) {
-                Ok(()) => waiting.push((socket, rx)),
-                Err(e) => {
-                    socket.forget_ack(id);
-                    tracing::debug!(sid = %socket.id(), error = %e, "broadcast with ack: emit failed");
+    ) -> Result<Vec<SocketAck<R>>, BroadcastError> {
+        let timeout = self.timeout.unwrap_or(self.ns.shared().config.ack_timeout);
+        let packet = self
+            .ns
+            .parser()
+            .event_packet(self.ns.path(), event, data, false)?;
+        let mut stream = self
+            .ns
+            .adapter()
+            .broadcast_with_ack(&*self.ns, packet, self.opts, timeout)
+            .await?;
+        let mut out = Vec::with_capacity(stream.expected);
+        // Every answer, local or remote, arrives within `timeout`; the margin covers the
+        // cluster's own delays.
+        let deadline = tokio::time::Instant::now() + timeout + Duration::from_millis(500);
+        while out.len() < stream.expected {
+            match tokio::time::timeout_at(deadline, stream.rx.recv()).await {
+                Ok(Some((sid, r))) => {
+                    out.push((sid, r.and_then(|a| Ok(a.deserialize::<R>()?))));
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    let missing = stream.expected - out.len();
+                    out.extend((0..missing).map(|_| (None, Err(AckError::Timeout))));
+                    break;
                 }
             }
         }
-        let results = join_all(waiting.into_iter().map(|(socket, rx)| async move {
-            let r = match tokio::time::timeout(timeout, rx).await {
-                Ok(Ok(args)) => args.deserialize::<R>().map_err(AckError::from),
-                Ok(Err(_)) => Err(AckError::Disconnected),
-                Err(_) => {
-                    socket.forget_ack(id);
-                    Err(AckError::Timeout)
-                }
-            };
-            (socket.id(), r)
-        }))
-        .await;
-        Ok(results)
+        Ok(out)
     }
 
-    fn matching(&self) -> Vec<Arc<crate::socket::Socket>> {
-        let mut out = Vec::new();
-        self.ns.adapter().for_each(&self.opts, &mut |sid| {
-            if let Some(s) = self.ns.get_socket(sid) {
-                out.push(s);
-            }
-        });
-        out
-    }
-
-    /// The selected sockets.
+    /// The selected sockets on this server.
     pub fn sockets(&self) -> Vec<SocketRef> {
-        self.matching().into_iter().map(SocketRef).collect()
+        self.ns
+            .matching(&self.opts)
+            .into_iter()
+            .map(SocketRef)
+            .collect()
+    }
+
+    /// Describes the selected sockets, cluster-wide.
+    pub async fn fetch_sockets(self) -> Result<Vec<SocketInfo>, AdapterError> {
+        self.ns.adapter().fetch_sockets(&*self.ns, self.opts).await
     }
 
     /// Makes every selected socket join rooms.
-    pub fn join(self, rooms: impl IntoRooms) {
-        let rooms = rooms.into_rooms();
-        for s in self.matching() {
-            self.ns.adapter().join(s.id(), &rooms);
-        }
+    pub async fn join(self, rooms: impl IntoRooms) -> Result<(), AdapterError> {
+        self.ns
+            .adapter()
+            .add_sockets(&*self.ns, self.opts, rooms.into_rooms())
+            .await
     }
 
     /// Makes every selected socket leave rooms.
-    pub fn leave(self, rooms: impl IntoRooms) {
-        let rooms = rooms.into_rooms();
-        for s in self.matching() {
-            self.ns.adapter().leave(s.id(), &rooms);
-        }
+    pub async fn leave(self, rooms: impl IntoRooms) -> Result<(), AdapterError> {
+        self.ns
+            .adapter()
+            .del_sockets(&*self.ns, self.opts, rooms.into_rooms())
+            .await
     }
 
     /// Disconnects every selected socket from the namespace.
-    pub fn disconnect(self) {
-        for s in self.matching() {
-            s.disconnect_with(DisconnectReason::ServerNamespaceDisconnect);
-        }
+    pub async fn disconnect(self) -> Result<(), AdapterError> {
+        self.ns
+            .adapter()
+            .disconnect_sockets(&*self.ns, self.opts)
+            .await
     }
+
+    /// Every room of the namespace, cluster-wide (the selection is ignored).
+    pub async fn rooms(self) -> Result<Vec<Room>, AdapterError> {
+        self.ns.adapter().all_rooms(&*self.ns).await
+    }
+}
+
+/// A broadcast failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BroadcastError {
+    /// The data did not serialize.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    /// The cluster could not be reached.
+    #[error(transparent)]
+    Adapter(#[from] AdapterError),
 }

@@ -3,12 +3,29 @@
 //! An [`Adapter`] knows which socket of a namespace is in which room, and picks the sockets a
 //! broadcast reaches. [`LocalAdapter`], the default, keeps this in memory for one server.
 //! Every socket is implicitly in the room named by its own id.
+//!
+//! # Plugging in a cluster adapter
+//! Give the builder an [`AdapterFactory`] (`SocketIoBuilder::adapter`). The adapter keeps a
+//! [`LocalAdapter`] for room membership on this server and overrides the `async` cluster
+//! methods of [`Adapter`]: publish the [`EventPacket`] of a broadcast to the other servers
+//! (and deliver it locally through [`LocalNamespace::deliver`]), gather their socket
+//! counts and acks, answer their requests through the [`LocalNamespace`] handle that
+//! [`Adapter::init`] hands over. Handlers never see the adapter's type.
 
 mod local;
 
 use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
 
 use crate::engine::Sid;
+use crate::errors::AckError;
+use crate::parser::{Args, Encoded, EventPacket, Parser};
 
 pub use local::LocalAdapter;
 
@@ -30,11 +47,80 @@ pub struct BroadcastOptions {
     pub volatile: bool,
 }
 
-/// Keeps room membership for one namespace and finds the sockets a broadcast reaches.
+/// A boxed future, as the adapter's cluster methods return.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A cluster operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AdapterError {
+    /// Other servers did not answer in time.
+    #[error("the cluster did not answer in time")]
+    Timeout,
+    /// The link to the cluster failed.
+    #[error("cluster link failed: {0}")]
+    Link(String),
+}
+
+/// A socket as any server of the cluster describes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SocketInfo {
+    /// The socket id.
+    pub id: String,
+    /// Its rooms, its own id included.
+    pub rooms: Vec<String>,
+    /// Its namespace.
+    pub ns: String,
+}
+
+/// One answer of a broadcast with acks: the socket (when it is on this server) and its ack.
+pub type AckItem = (Option<Sid>, Result<Args, AckError>);
+
+/// The acks of a broadcast: how many receivers to expect, and their answers as they come.
+#[derive(Debug)]
+pub struct AckStream {
+    /// Number of sockets the packet reached, cluster-wide.
+    pub expected: usize,
+    /// The answers; ends when every expected answer (or its timeout) is in.
+    pub rx: mpsc::UnboundedReceiver<AckItem>,
+}
+
+/// What an adapter may ask of this server's side of a namespace.
+pub trait LocalNamespace: Send + Sync + 'static {
+    /// The namespace path.
+    fn path(&self) -> &str;
+    /// The wire format in use.
+    fn parser(&self) -> Parser;
+    /// Queues a packet to the local sockets the options select; returns how many took it.
+    fn deliver(&self, packet: &Encoded, opts: &BroadcastOptions) -> usize;
+    /// Emits to the local sockets selected, with an ack id, sending each answer (or timeout)
+    /// into `tx`; returns how many sockets it reached.
+    fn deliver_with_ack(
+        &self,
+        packet: &EventPacket,
+        opts: &BroadcastOptions,
+        timeout: Duration,
+        tx: mpsc::UnboundedSender<AckItem>,
+    ) -> usize;
+    /// Describes the local sockets selected.
+    fn socket_infos(&self, opts: &BroadcastOptions) -> Vec<SocketInfo>;
+    /// Disconnects the local sockets selected.
+    fn disconnect(&self, opts: &BroadcastOptions);
+}
+
+/// Keeps room membership for one namespace, finds the sockets a broadcast reaches, and
+/// carries operations to the other servers of a cluster.
 ///
-/// Methods are synchronous and never block on I/O: they run on the hot path of every
-/// broadcast.
+/// The room methods are synchronous and never block on I/O: they run on the hot path of
+/// every broadcast. The cluster methods are `async`; their default bodies act on this
+/// server alone, which is all the in-memory [`LocalAdapter`] needs. A cluster adapter (Redis,
+/// ...) keeps a [`LocalAdapter`] for the room methods and overrides the cluster methods to
+/// also reach the other servers; it gets a handle to the namespace in [`init`](Self::init)
+/// for what other servers ask of it.
 pub trait Adapter: Send + Sync + 'static {
+    /// Called once the namespace exists, with a handle to it.
+    fn init(&self, ns: Weak<dyn LocalNamespace>) {
+        let _ = ns;
+    }
     /// Registers a socket (with no rooms but its own id).
     fn add_socket(&self, sid: Sid);
     /// Adds a socket to rooms.
@@ -47,8 +133,114 @@ pub trait Adapter: Send + Sync + 'static {
     fn socket_rooms(&self, sid: Sid) -> Vec<Room>;
     /// Calls `f` once for each local socket the options select.
     fn for_each(&self, opts: &BroadcastOptions, f: &mut dyn FnMut(Sid));
-    /// Every room with at least one socket (socket-id rooms excluded).
+    /// Every local room with at least one socket (socket-id rooms excluded).
     fn rooms(&self) -> Vec<Room>;
-    /// Number of sockets known to the adapter.
+    /// Number of local sockets.
     fn socket_count(&self) -> usize;
+
+    /// Broadcasts an event; returns how many local sockets took it.
+    fn broadcast<'a>(
+        &'a self,
+        ns: &'a dyn LocalNamespace,
+        packet: EventPacket,
+        opts: BroadcastOptions,
+    ) -> BoxFuture<'a, Result<usize, AdapterError>> {
+        Box::pin(
+            async move { Ok(ns.deliver(&ns.parser().encode_event(&packet, None, None), &opts)) },
+        )
+    }
+
+    /// Broadcasts an event with an ack id and streams the answers.
+    fn broadcast_with_ack<'a>(
+        &'a self,
+        ns: &'a dyn LocalNamespace,
+        packet: EventPacket,
+        opts: BroadcastOptions,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<AckStream, AdapterError>> {
+        Box::pin(async move {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let expected = ns.deliver_with_ack(&packet, &opts, timeout, tx);
+            Ok(AckStream { expected, rx })
+        })
+    }
+
+    /// Describes the selected sockets, cluster-wide.
+    fn fetch_sockets<'a>(
+        &'a self,
+        ns: &'a dyn LocalNamespace,
+        opts: BroadcastOptions,
+    ) -> BoxFuture<'a, Result<Vec<SocketInfo>, AdapterError>> {
+        Box::pin(async move { Ok(ns.socket_infos(&opts)) })
+    }
+
+    /// Makes the selected sockets join rooms, cluster-wide.
+    fn add_sockets<'a>(
+        &'a self,
+        ns: &'a dyn LocalNamespace,
+        opts: BroadcastOptions,
+        rooms: Vec<Room>,
+    ) -> BoxFuture<'a, Result<(), AdapterError>> {
+        let _ = ns;
+        Box::pin(async move {
+            let mut sids = Vec::new();
+            self.for_each(&opts, &mut |s| sids.push(s));
+            for sid in sids {
+                self.join(sid, &rooms);
+            }
+            Ok(())
+        })
+    }
+
+    /// Makes the selected sockets leave rooms, cluster-wide.
+    fn del_sockets<'a>(
+        &'a self,
+        ns: &'a dyn LocalNamespace,
+        opts: BroadcastOptions,
+        rooms: Vec<Room>,
+    ) -> BoxFuture<'a, Result<(), AdapterError>> {
+        let _ = ns;
+        Box::pin(async move {
+            let mut sids = Vec::new();
+            self.for_each(&opts, &mut |s| sids.push(s));
+            for sid in sids {
+                self.leave(sid, &rooms);
+            }
+            Ok(())
+        })
+    }
+
+    /// Disconnects the selected sockets, cluster-wide.
+    fn disconnect_sockets<'a>(
+        &'a self,
+        ns: &'a dyn LocalNamespace,
+        opts: BroadcastOptions,
+    ) -> BoxFuture<'a, Result<(), AdapterError>> {
+        Box::pin(async move {
+            ns.disconnect(&opts);
+            Ok(())
+        })
+    }
+
+    /// Every room of the namespace, cluster-wide.
+    fn all_rooms<'a>(
+        &'a self,
+        ns: &'a dyn LocalNamespace,
+    ) -> BoxFuture<'a, Result<Vec<Room>, AdapterError>> {
+        let _ = ns;
+        Box::pin(async move { Ok(self.rooms()) })
+    }
+
+    /// Number of servers in the cluster.
+    fn server_count(&self) -> BoxFuture<'_, Result<usize, AdapterError>> {
+        Box::pin(async { Ok(1) })
+    }
+}
+
+/// Makes the adapter of each namespace.
+pub type AdapterFactory = Arc<dyn Fn(&str) -> Box<dyn Adapter> + Send + Sync>;
+
+/// The default factory: a [`LocalAdapter`] per namespace.
+pub fn local_factory() -> AdapterFactory {
+    Arc::new(|_| Box::new(LocalAdapter::new()))
 }

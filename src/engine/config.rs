@@ -107,14 +107,7 @@ pub struct EngineConfigBuilder(EngineConfig);
 impl EngineConfigBuilder {
     /// Path to answer (a trailing slash is ignored). Default `/engine.io`.
     pub fn path(mut self, path: impl Into<String>) -> Self {
-        let mut p: String = path.into();
-        while p.len() > 1 && p.ends_with('/') {
-            p.pop();
-        }
-        if !p.starts_with('/') {
-            p.insert(0, '/');
-        }
-        self.0.path = p;
+        self.0.path = normalize_path(path.into());
         self
     }
     /// Time between pings. Default 25 s.
@@ -169,4 +162,15 @@ impl EngineConfigBuilder {
     pub fn build(self) -> EngineConfig {
         self.0
     }
+}
+
+/// `/`-prefixed, without trailing slash.
+pub(crate) fn normalize_path(mut p: String) -> String {
+    while p.len() > 1 && p.ends_with('/') {
+        p.pop();
+    }
+    if !p.starts_with('/') {
+        p.insert(0, '/');
+    }
+    p
 }

@@ -22,6 +22,7 @@ mod sid;
 mod ws;
 
 pub use body::ResponseBody;
+pub(crate) use config::normalize_path;
 pub use config::{AllowRequest, EngineConfig, EngineConfigBuilder, Transports};
 pub use error::EngineError;
 pub use handler::{EngineHandler, Gate};

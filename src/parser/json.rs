@@ -188,6 +188,89 @@ pub(super) fn encode_disconnect(ns: &str) -> Encoded {
     finish(header(b'1', ns, 0))
 }
 
+/// Serializes the arguments once: JSON text of the arguments, comma-separated and without
+/// the surrounding brackets, and the attachments that [`Binary`](super::Binary) values handed
+/// in. With `spread`, `data` must serialize to an array whose elements are the arguments.
+pub(super) fn serialize_args<T: Serialize + ?Sized>(
+    data: &T,
+    spread: bool,
+) -> Result<(String, Vec<Bytes>), EncodeError> {
+    let (res, atts) = collect_attachments(|| serde_json::to_string(data));
+    let mut text = res?;
+    if spread {
+        if text == "null" {
+            text.clear();
+        } else if text.starts_with('[') && text.ends_with(']') {
+            text.pop();
+            text.remove(0);
+        } else {
+            return Err(EncodeError(serde::ser::Error::custom(
+                "spread arguments must serialize to an array",
+            )));
+        }
+    }
+    Ok((text, atts))
+}
+
+/// Frames an event (with `event`) or ack (without) from serialized arguments, appending
+/// `extra` (raw JSON) as one more argument.
+pub(super) fn frame(
+    ns: &str,
+    event: Option<&str>,
+    args: &str,
+    attachments: &[Bytes],
+    id: Option<u64>,
+    extra: Option<&str>,
+) -> Encoded {
+    let binary = !attachments.is_empty();
+    let kind = match (event.is_some(), binary) {
+        (true, false) => b'2',
+        (false, false) => b'3',
+        (true, true) => b'5',
+        (false, true) => b'6',
+    };
+    let mut buf = MessageBuf::with_capacity(args.len() + ns.len() + event.map_or(0, str::len) + 24);
+    buf.push_str(std::str::from_utf8(&[kind]).unwrap_or("2"));
+    if binary {
+        let _ = write!(buf, "{}-", attachments.len());
+    }
+    if ns != "/" {
+        buf.push_str(ns);
+        buf.push_str(",");
+    }
+    if let Some(id) = id {
+        let _ = write!(buf, "{id}");
+    }
+    buf.push_str("[");
+    let mut first = true;
+    for part in [
+        event.map(|e| (e, true)),
+        Some((args, false)),
+        extra.map(|e| (e, false)),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let (text, quote) = part;
+        if text.is_empty() {
+            continue;
+        }
+        if !first {
+            buf.push_str(",");
+        }
+        first = false;
+        if quote {
+            push_json_str(&mut buf, text);
+        } else {
+            buf.push_str(text);
+        }
+    }
+    buf.push_str("]");
+    let mut enc = finish(buf);
+    enc.attachments = attachments.iter().cloned().map(Frame::Binary).collect();
+    enc
+}
+
 /// EVENT when `event` is set, ACK otherwise; the binary variant when `data` holds
 /// [`Binary`](super::Binary) values.
 pub(super) fn encode_data<T: Serialize + ?Sized>(
@@ -197,55 +280,8 @@ pub(super) fn encode_data<T: Serialize + ?Sized>(
     id: Option<u64>,
     spread: bool,
 ) -> Result<Encoded, EncodeError> {
-    let kind = if event.is_some() { b'2' } else { b'3' };
-    let mut buf = header(kind, ns, 64 + event.map_or(0, str::len));
-    if let Some(id) = id {
-        let _ = write!(buf, "{id}");
-    }
-    buf.push_str("[");
-    if let Some(event) = event {
-        serde_json::to_writer(&mut buf, event)?;
-    }
-    let (res, atts) = collect_attachments(|| -> Result<(), serde_json::Error> {
-        if spread {
-            let v = serde_json::to_vec(data)?;
-            let inner: &[u8] = match v.as_slice() {
-                [b'[', inner @ .., b']'] => inner,
-                b"null" => &[],
-                _ => {
-                    return Err(serde::ser::Error::custom(
-                        "spread arguments must serialize to an array",
-                    ));
-                }
-            };
-            if !inner.is_empty() {
-                if event.is_some() {
-                    buf.push_str(",");
-                }
-                let _ = buf.write_all(inner);
-            }
-            Ok(())
-        } else {
-            if event.is_some() {
-                buf.push_str(",");
-            }
-            serde_json::to_writer(&mut buf, data)
-        }
-    });
-    res?;
-    buf.push_str("]");
-    if atts.is_empty() {
-        return Ok(finish(buf));
-    }
-    // Attachments found: the packet becomes BINARY_EVENT/BINARY_ACK with a count header.
-    let rest = &buf.data()[1..];
-    let mut bin = MessageBuf::with_capacity(rest.len() + 8);
-    bin.push_str(if event.is_some() { "5" } else { "6" });
-    let _ = write!(bin, "{}-", atts.len());
-    let _ = bin.write_all(rest);
-    let mut enc = finish(bin);
-    enc.attachments = atts.into_iter().map(Frame::Binary).collect();
-    Ok(enc)
+    let (args, atts) = serialize_args(data, spread)?;
+    Ok(frame(ns, event, &args, &atts, id, None))
 }
 
 #[cfg(test)]

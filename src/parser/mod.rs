@@ -224,7 +224,22 @@ impl Encoded {
 /// Data could not be encoded.
 #[derive(Debug, thiserror::Error)]
 #[error("could not encode packet data: {0}")]
-pub struct EncodeError(#[from] serde_json::Error);
+pub struct EncodeError(#[from] pub serde_json::Error);
+
+/// An event serialized once, ready to be framed for any number of receivers (with or
+/// without an ack id, with or without an extra trailing argument such as a recovery offset).
+#[derive(Debug, Clone)]
+pub struct EventPacket {
+    /// The namespace.
+    pub ns: Str,
+    /// The event name.
+    pub event: String,
+    /// The arguments as JSON text, comma-separated, without the surrounding brackets;
+    /// placeholders stand for the attachments.
+    pub args: String,
+    /// Binary attachments, in placeholder order.
+    pub attachments: Vec<Bytes>,
+}
 
 /// The wire format of Socket.IO packets. The default is the JSON parser of the reference
 /// implementation.
@@ -274,6 +289,28 @@ impl Parser {
         spread: bool,
     ) -> Result<Encoded, EncodeError> {
         json::encode_data(ns, Some(event), data, id, spread)
+    }
+
+    /// Serializes an event once, for broadcasting.
+    pub fn event_packet<T: Serialize + ?Sized>(
+        &self,
+        ns: &str,
+        event: &str,
+        data: &T,
+        spread: bool,
+    ) -> Result<EventPacket, EncodeError> {
+        let (args, attachments) = json::serialize_args(data, spread)?;
+        Ok(EventPacket {
+            ns: Str::from(ns),
+            event: event.to_owned(),
+            args,
+            attachments,
+        })
+    }
+
+    /// Frames a serialized event, with an ack id and an extra trailing argument (raw JSON).
+    pub fn encode_event(&self, p: &EventPacket, id: Option<u64>, extra: Option<&str>) -> Encoded {
+        json::frame(&p.ns, Some(&p.event), &p.args, &p.attachments, id, extra)
     }
 
     /// ACK (or BINARY_ACK) answering `id`.
