@@ -356,6 +356,11 @@ impl Socket {
         BroadcastOperators::new(self.ns.clone()).to(rooms)
     }
 
+    /// Targets every socket of the namespace, this one included (Node's `socket.nsp`).
+    pub fn nsp(&self) -> BroadcastOperators {
+        BroadcastOperators::new(self.ns.clone())
+    }
+
     /// Targets every socket of the namespace except this one.
     pub fn broadcast(&self) -> BroadcastOperators {
         BroadcastOperators::new(self.ns.clone()).except_sid(self.id)
