@@ -130,7 +130,16 @@ where
         guard.done = true;
         return fail(CloseReason::TransportError, EngineError::PayloadTooLarge);
     }
-    let body = match read_limited(req.into_body(), max).await {
+    // A body that never completes would hold the session's POST slot forever: give it as
+    // long as a heartbeat round.
+    let limit = engine.config().ping_interval + engine.config().ping_timeout;
+    let read = tokio::time::timeout(limit, read_limited(req.into_body(), max)).await;
+    let Ok(read) = read else {
+        tracing::debug!(sid = %session.id(), "polling body not completed in time");
+        guard.done = true;
+        return fail(CloseReason::TransportError, EngineError::BadRequest);
+    };
+    let body = match read {
         Ok(b) => b,
         Err(ReadError::TooLarge) => {
             tracing::debug!(sid = %session.id(), "polling body over max_payload");

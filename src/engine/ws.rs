@@ -46,7 +46,9 @@ fn ws_config<H: EngineHandler>(engine: &Engine<H>) -> WebSocketConfig {
     let max = engine.config().max_payload;
     let mut c = WebSocketConfig::default();
     c.read_buffer_size = engine.config().ws_read_buffer_size;
-    c.write_buffer_size = 0;
+    // Frames fed between two flushes are written in chunks of this size: a batch of small
+    // frames costs one write, not one per frame.
+    c.write_buffer_size = 16 * 1024;
     c.max_message_size = Some(max);
     c.max_frame_size = Some(max);
     c
