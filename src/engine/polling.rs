@@ -133,23 +133,22 @@ where
     // A body that never completes would hold the session's POST slot forever: give it as
     // long as a heartbeat round.
     let limit = engine.config().ping_interval + engine.config().ping_timeout;
-    let read = tokio::time::timeout(limit, read_limited(req.into_body(), max)).await;
-    let Ok(read) = read else {
-        tracing::debug!(sid = %session.id(), "polling body not completed in time");
-        guard.done = true;
-        return fail(CloseReason::TransportError, EngineError::BadRequest);
-    };
-    let body = match read {
-        Ok(b) => b,
-        Err(ReadError::TooLarge) => {
+    let body = match tokio::time::timeout(limit, read_limited(req.into_body(), max)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(ReadError::TooLarge)) => {
             tracing::debug!(sid = %session.id(), "polling body over max_payload");
             guard.done = true;
             return fail(CloseReason::TransportError, EngineError::PayloadTooLarge);
         }
-        Err(ReadError::Body(e)) => {
+        Ok(Err(ReadError::Body(e))) => {
             tracing::debug!(sid = %session.id(), error = %e, "polling body failed");
             guard.done = true;
             return fail(CloseReason::TransportClose, EngineError::BadRequest);
+        }
+        Err(_) => {
+            tracing::debug!(sid = %session.id(), "polling body not completed in time");
+            guard.done = true;
+            return fail(CloseReason::TransportError, EngineError::BadRequest);
         }
     };
     let packets = match decode_payload(body) {
