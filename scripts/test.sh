@@ -16,6 +16,7 @@
 #   TSIO_NODE          path to the node binary              (empty if node is unavailable)
 #   TSIO_PYTHON        <repo>/target/pyenv/bin/python       (empty if python is unavailable)
 #   TSIO_REDIS_URL     redis://127.0.0.1:6379               (empty if redis is unavailable)
+#   TSIO_CHROMIUM      path to Debian's chromium            (empty if unavailable)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -202,12 +203,26 @@ else
     missing "no Redis answers PING on $REDIS_HOST:$REDIS_PORT and redis-server is not installed (Debian package 'redis-server')"
 fi
 
+# ---------------------------------------------------------------- chromium
+header "Chromium (browser test of the chat example)"
+export TSIO_CHROMIUM=""
+if ! have chromium; then
+    apt_install chromium || true
+fi
+if have chromium; then
+    TSIO_CHROMIUM="$(command -v chromium)"
+    info "chromium: $TSIO_CHROMIUM"
+else
+    missing "chromium is not installed (Debian package 'chromium')"
+fi
+
 # ---------------------------------------------------------------- cargo test
 header "Test environment"
 info "TSIO_NODE_MODULES=$TSIO_NODE_MODULES"
 info "TSIO_NODE=$TSIO_NODE"
 info "TSIO_PYTHON=$TSIO_PYTHON"
 info "TSIO_REDIS_URL=$TSIO_REDIS_URL"
+info "TSIO_CHROMIUM=$TSIO_CHROMIUM"
 info "TSIO_REQUIRE_SERVICES=${TSIO_REQUIRE_SERVICES:-}"
 
 if is_true "${TSIO_SKIP_CARGO:-}"; then
