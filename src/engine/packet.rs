@@ -155,7 +155,7 @@ impl Frame {
                 // ok: the buffer was sized for exactly this encoding.
                 let n = STANDARD
                     .encode_slice(b, &mut out[start..])
-                    .expect("buffer sized for base64");
+                    .expect("buffer sized for base64"); // ok: sized above
                 out.truncate(start + n);
             }
         }

@@ -251,8 +251,7 @@ impl<H: EngineHandler> Engine<H> {
             ping_timeout: self.config.ping_timeout.as_millis(),
             max_payload: self.config.max_payload,
         };
-        // ok: a struct of strings and integers always serializes.
-        let json = serde_json::to_string(&open).expect("open packet serializes");
+        let json = serde_json::to_string(&open).expect("open packet serializes"); // ok: plain struct
         format!("0{json}")
     }
 
