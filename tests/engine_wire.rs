@@ -172,6 +172,17 @@ impl Harness {
         assert_eq!((status, text.as_str()), (200, "ok"), "POST refused");
     }
 
+    /// Waits for the handler to see a session open; returns its sid.
+    async fn opened(&mut self) -> String {
+        loop {
+            match step("session open event", self.events.recv()).await {
+                Some(Event::Open(s)) => return s,
+                Some(_) => {}
+                None => panic!("event channel closed"),
+            }
+        }
+    }
+
     /// Waits for the handler to see `sid` close.
     async fn close_of(&mut self, sid: &str) -> CloseReason {
         loop {
@@ -386,7 +397,7 @@ async fn handshake_over_polling() {
         .ping_timeout(Duration::from_millis(20_000))
         .max_payload(12_345)
         .build();
-    let h = start(config).await;
+    let mut h = start(config).await;
     let res = step(
         "handshake",
         h.http.get(h.url("EIO=4&transport=polling")).send(),
@@ -411,6 +422,7 @@ async fn handshake_over_polling() {
         })
     );
     assert!(h.session(sid).is_some());
+    assert_eq!(h.opened().await, sid, "the handler saw the open");
     // Two handshakes never share a sid.
     let (other, _) = h.open_polling().await;
     assert_ne!(other, sid);

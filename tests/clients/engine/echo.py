@@ -9,7 +9,7 @@ transport = c.eio.transport()
 c.eio.send("hello ☃")
 c.eio.send(bytes([1, 2, 3, 255]))
 echoes = [c.next_message(), c.next_message()]
-c.eio.disconnect()
+c.disconnect()
 eio_lib.done({
     "transport": transport,
     "echoes": echoes,

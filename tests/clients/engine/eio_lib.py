@@ -8,6 +8,7 @@ import os
 import queue
 import sys
 import threading
+import time
 
 import engineio
 
@@ -57,6 +58,18 @@ class Client:
 
     def connect(self, url, mode):
         self.eio.connect(url, transports=TRANSPORTS[mode], engineio_path="engine.io")
+
+    def disconnect(self):
+        """Disconnects once the client's writer is idle.
+
+        python-engineio's write loop exits as soon as the state leaves 'connected', so a close
+        packet queued while it is still finishing an earlier POST is never sent (the server
+        then only notices at the next ping timeout). Waiting until every queued packet is
+        written avoids that client-side race.
+        """
+        self.eio.queue.join()
+        time.sleep(0.1)
+        self.eio.disconnect()
 
     def next_message(self, timeout=5):
         try:

@@ -16,7 +16,7 @@ if not c.disconnects.empty():
 c.eio.send("still there?")
 echo = c.next_message()
 transport = c.eio.transport()
-c.eio.disconnect()
+c.disconnect()
 eio_lib.done({
     "transport": transport,
     "pingInterval": c.eio.ping_interval,
