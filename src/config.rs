@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::adapter::RecoveryConfig;
 use crate::engine::EngineConfig;
 use crate::parser::{DecodeLimits, Parser};
 
@@ -21,6 +22,8 @@ pub struct SocketIoConfig {
     pub attachment_timeout: Duration,
     /// The wire format. Default JSON.
     pub parser: Parser,
+    /// Connection state recovery; off (`None`) by default.
+    pub recovery: Option<RecoveryConfig>,
 }
 
 impl Default for SocketIoConfig {
@@ -32,6 +35,7 @@ impl Default for SocketIoConfig {
             max_attachments: 16,
             attachment_timeout: Duration::from_secs(10),
             parser: Parser::default(),
+            recovery: None,
         }
     }
 }

@@ -59,6 +59,14 @@ impl Extensions {
             .and_then(|b| b.downcast().ok().map(|b| *b))
     }
 
+    /// Moves every value out into a new store, leaving this one empty.
+    pub fn take(&self) -> Extensions {
+        let mut g = self.map.write().unwrap_or_else(|e| e.into_inner());
+        Extensions {
+            map: RwLock::new(g.take()),
+        }
+    }
+
     /// Whether a value of type `T` is stored.
     pub fn contains<T: Send + Sync + 'static>(&self) -> bool {
         self.read(|m| m.is_some_and(|m| m.contains_key(&TypeId::of::<T>())))

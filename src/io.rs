@@ -9,7 +9,7 @@ use http::request::Parts;
 use serde::Serialize;
 use tower_layer::Layer;
 
-use crate::adapter::{AdapterFactory, local_factory};
+use crate::adapter::{AdapterFactory, RecoveryConfig, local_factory, recovery_factory};
 use crate::client::SocketIoHandler;
 use crate::config::SocketIoConfig;
 use crate::engine::{Engine, EngineLayer, EngineService, Str};
@@ -251,7 +251,7 @@ fn normalize(mut path: String) -> String {
 pub struct SocketIoBuilder {
     config: SocketIoConfig,
     state: Extensions,
-    adapter: AdapterFactory,
+    adapter: Option<AdapterFactory>,
 }
 
 impl Default for SocketIoBuilder {
@@ -259,7 +259,7 @@ impl Default for SocketIoBuilder {
         Self {
             config: SocketIoConfig::default(),
             state: Extensions::new(),
-            adapter: local_factory(),
+            adapter: None,
         }
     }
 }
@@ -353,7 +353,15 @@ impl SocketIoBuilder {
     /// [`LocalAdapter`](crate::adapter::LocalAdapter)). See [`adapter`](crate::adapter) for
     /// how a cluster adapter plugs in.
     pub fn adapter(mut self, factory: AdapterFactory) -> Self {
-        self.adapter = factory;
+        self.adapter = Some(factory);
+        self
+    }
+    /// Turns on connection state recovery: a client that reconnects within
+    /// `max_disconnection_duration` gets back its socket id, rooms and data, and every
+    /// broadcast it missed. With the default adapter; a custom adapter must implement
+    /// `persist_session`/`restore_session` itself.
+    pub fn connection_state_recovery(mut self, config: RecoveryConfig) -> Self {
+        self.config.recovery = Some(config);
         self
     }
     /// Replaces the whole configuration.
@@ -368,7 +376,13 @@ impl SocketIoBuilder {
             shared: Arc::new(Shared {
                 config: self.config.clone(),
                 state: self.state,
-                adapter: self.adapter,
+                adapter: self.adapter.unwrap_or_else(|| match self.config.recovery {
+                    Some(r) => recovery_factory(
+                        r,
+                        self.config.engine.ping_interval + self.config.engine.ping_timeout,
+                    ),
+                    None => local_factory(),
+                }),
                 shutting_down: AtomicBool::new(false),
             }),
             namespaces: RwLock::new(HashMap::new()),

@@ -140,9 +140,29 @@ impl Namespace {
     /// handler. The caller holds the client's later packets until this returns, so no event
     /// can arrive before the handler has registered its `on` handlers.
     pub(crate) async fn connect(self: Arc<Self>, session: Arc<Session<Client>>, auth: Option<Str>) {
-        let socket = Arc::new(Socket::new(self.clone(), session.clone(), auth));
+        let mut restored = match (&self.shared.config.recovery, &auth) {
+            (Some(_), Some(auth)) => self.restore(auth.as_str()).await,
+            _ => None,
+        };
+        let socket = Arc::new(Socket::new(
+            self.clone(),
+            session.clone(),
+            auth,
+            restored.as_mut().map(|r| &mut r.session),
+        ));
         let parser = self.shared.config.parser;
-        for mw in self.middlewares() {
+        let skip_middlewares = restored.is_some()
+            && self
+                .shared
+                .config
+                .recovery
+                .is_some_and(|r| r.skip_middlewares);
+        let middlewares = if skip_middlewares {
+            Vec::new()
+        } else {
+            self.middlewares()
+        };
+        for mw in middlewares {
             let verdict = {
                 let cx = Context::new(
                     &socket,
@@ -168,6 +188,9 @@ impl Namespace {
             .unwrap_or_else(|e| e.into_inner())
             .insert(socket.id(), socket.clone());
         self.adapter.add_socket(socket.id());
+        if let Some(r) = &restored {
+            self.adapter.join(socket.id(), &r.session.rooms);
+        }
         socket.set_connected();
         if let Some(old) = session.data.add_socket(socket.clone()) {
             old.close(crate::errors::DisconnectReason::ClientNamespaceDisconnect);
@@ -176,8 +199,20 @@ impl Namespace {
             socket.close(crate::errors::DisconnectReason::TransportClose);
             return;
         }
-        let enc = parser.connect(self.path(), socket.id().as_str(), None);
+        let pid = socket.pid();
+        let enc = parser.connect(
+            self.path(),
+            socket.id().as_str(),
+            pid.as_ref().map(Sid::as_str),
+        );
         let _ = socket.send_encoded(&enc);
+        // What the socket missed goes right after the reply, before anything new.
+        for missed in restored.iter().flat_map(|r| &r.missed) {
+            if let Err(e) = socket.send_encoded(missed) {
+                tracing::warn!(sid = %socket.id(), error = %e, "could not replay a missed packet");
+                break;
+            }
+        }
         tracing::debug!(sid = %socket.id(), ns = self.path(), "socket connected");
         let fut = {
             let cx = Context::new(
@@ -193,6 +228,25 @@ impl Namespace {
             Ok(None) => {}
             Err(e) => tracing::warn!(sid = %socket.id(), error = %e, "connect handler skipped"),
         }
+    }
+
+    /// Looks up the session a reconnecting client asks back (`pid` and `offset` in its
+    /// auth payload).
+    async fn restore(&self, auth: &str) -> Option<crate::adapter::RestoredSession> {
+        #[derive(serde::Deserialize)]
+        struct Recovery {
+            pid: Option<String>,
+            offset: Option<String>,
+        }
+        let r: Recovery = serde_json::from_str(auth).ok()?;
+        let (pid, offset) = (r.pid?, r.offset?);
+        let restored = self.adapter.restore_session(&pid, &offset).await;
+        tracing::debug!(
+            ns = self.path(),
+            recovered = restored.is_some(),
+            "connection state recovery"
+        );
+        restored
     }
 
     /// Queues one encoded packet to every local socket the options select; returns how many

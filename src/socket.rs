@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 
 use crate::ack::AckFuture;
-use crate::adapter::Room;
+use crate::adapter::{PersistedSession, Room};
 use crate::client::Client;
 use crate::engine::{Session, Sid, Str, TransportKind};
 use crate::errors::{AckError, DisconnectReason, EmitError};
@@ -33,6 +33,9 @@ pub struct Socket {
     ns: Arc<Namespace>,
     pub(crate) session: Arc<Session<Client>>,
     auth: Option<Str>,
+    /// The private id a client presents to recover this socket (connection state recovery).
+    pid: Option<Sid>,
+    recovered: bool,
     connected: AtomicBool,
     handlers: RwLock<Handlers>,
     acks: Mutex<HashMap<u64, oneshot::Sender<Args>>>,
@@ -101,17 +104,40 @@ impl Socket {
         ns: Arc<Namespace>,
         session: Arc<Session<Client>>,
         auth: Option<Str>,
+        restored: Option<&mut PersistedSession>,
     ) -> Self {
+        let recovery = ns.shared().config.recovery.is_some();
+        let (id, pid, extensions, recovered) = match restored {
+            Some(r) => (r.sid, Some(r.pid), r.data.take(), true),
+            None => (
+                Sid::new(),
+                recovery.then(Sid::new),
+                Extensions::new(),
+                false,
+            ),
+        };
         Self {
-            id: Sid::new(),
+            id,
             ns,
             session,
             auth,
+            pid,
+            recovered,
             connected: AtomicBool::new(false),
             handlers: RwLock::new(Handlers::default()),
             acks: Mutex::new(HashMap::new()),
-            extensions: Extensions::new(),
+            extensions,
         }
+    }
+
+    /// Whether this socket was recovered: same id, rooms and data as before a short
+    /// disconnection, with the broadcasts it missed delivered (connection state recovery).
+    pub fn recovered(&self) -> bool {
+        self.recovered
+    }
+
+    pub(crate) fn pid(&self) -> Option<Sid> {
+        self.pid
     }
 
     /// The socket id (distinct from the Engine.IO session id, as in the reference server).
@@ -403,6 +429,23 @@ impl Socket {
         };
         if let Some(h) = disconnecting {
             self.run_lifecycle(&h, reason);
+        }
+        if let Some(pid) = self.pid.filter(|_| reason.is_recoverable()) {
+            let own = self.id.as_str();
+            let session = PersistedSession {
+                sid: self.id,
+                pid,
+                rooms: self
+                    .rooms()
+                    .into_iter()
+                    .filter(|r| r.as_ref() != own)
+                    .collect(),
+                data: self.extensions.take(),
+            };
+            let ns = self.ns.clone();
+            run_or_spawn(Box::pin(async move {
+                ns.adapter().persist_session(session).await;
+            }));
         }
         self.ns.remove_socket(self);
         self.session.data.remove_socket(self);

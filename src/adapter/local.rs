@@ -2,14 +2,22 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::RwLock;
+use std::time::Duration;
 
-use super::{Adapter, BroadcastOptions, Room};
+use super::{
+    Adapter, AdapterError, BoxFuture, BroadcastOptions, LocalNamespace, PersistedSession,
+    RecoveryConfig, RecoveryStore, RestoredSession, Room,
+};
 use crate::engine::Sid;
+use crate::parser::EventPacket;
 
-/// Rooms kept in memory on this server: the default adapter.
+/// Rooms kept in memory on this server: the default adapter. With connection state
+/// recovery, it also gives each broadcast an offset and keeps what disconnected sockets
+/// may need.
 #[derive(Debug, Default)]
 pub struct LocalAdapter {
     inner: RwLock<Inner>,
+    recovery: Option<RecoveryStore>,
 }
 
 #[derive(Debug, Default)]
@@ -34,6 +42,15 @@ impl LocalAdapter {
     /// An empty adapter.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty adapter with connection state recovery; `grace` is how long a dead
+    /// connection may go unnoticed.
+    pub fn with_recovery(config: RecoveryConfig, grace: Duration) -> Self {
+        Self {
+            inner: RwLock::default(),
+            recovery: Some(RecoveryStore::new(config, grace)),
+        }
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
@@ -148,6 +165,46 @@ impl Adapter for LocalAdapter {
 
     fn socket_count(&self) -> usize {
         self.read().sockets.len()
+    }
+
+    fn broadcast<'a>(
+        &'a self,
+        ns: &'a dyn LocalNamespace,
+        packet: EventPacket,
+        opts: BroadcastOptions,
+    ) -> BoxFuture<'a, Result<usize, AdapterError>> {
+        Box::pin(async move {
+            let parser = ns.parser();
+            match &self.recovery {
+                // Volatile packets are not worth recovering, as in the reference server.
+                Some(store) if !opts.volatile => {
+                    let (offset, text) = store.next_offset();
+                    let enc = parser.encode_event(&packet, None, Some(&text));
+                    store.keep(offset, &opts, &enc);
+                    Ok(ns.deliver(&enc, &opts))
+                }
+                _ => Ok(ns.deliver(&parser.encode_event(&packet, None, None), &opts)),
+            }
+        })
+    }
+
+    fn persist_session(&self, session: PersistedSession) -> BoxFuture<'_, ()> {
+        if let Some(store) = &self.recovery {
+            store.persist(session);
+        }
+        Box::pin(async {})
+    }
+
+    fn restore_session<'a>(
+        &'a self,
+        pid: &'a str,
+        offset: &'a str,
+    ) -> BoxFuture<'a, Option<RestoredSession>> {
+        let restored = self
+            .recovery
+            .as_ref()
+            .and_then(|store| store.restore(pid, offset));
+        Box::pin(async move { restored })
     }
 }
 

@@ -13,6 +13,7 @@
 //! [`Adapter::init`] hands over. Handlers never see the adapter's type.
 
 mod local;
+mod recovery;
 
 use std::borrow::Cow;
 use std::future::Future;
@@ -28,6 +29,8 @@ use crate::errors::AckError;
 use crate::parser::{Args, Encoded, EventPacket, Parser};
 
 pub use local::LocalAdapter;
+pub(crate) use recovery::RecoveryStore;
+pub use recovery::{PersistedSession, RecoveryConfig, RestoredSession};
 
 /// A room name.
 pub type Room = Cow<'static, str>;
@@ -231,6 +234,24 @@ pub trait Adapter: Send + Sync + 'static {
         Box::pin(async move { Ok(self.rooms()) })
     }
 
+    /// Keeps the state of a socket that left for a recoverable reason (connection state
+    /// recovery). The default forgets it.
+    fn persist_session(&self, session: PersistedSession) -> BoxFuture<'_, ()> {
+        drop(session);
+        Box::pin(async {})
+    }
+
+    /// Gives back the state of the socket whose private id is `pid`, with every broadcast
+    /// it missed after `offset`, if it can be recovered. The default recovers nothing.
+    fn restore_session<'a>(
+        &'a self,
+        pid: &'a str,
+        offset: &'a str,
+    ) -> BoxFuture<'a, Option<RestoredSession>> {
+        let _ = (pid, offset);
+        Box::pin(async { None })
+    }
+
     /// Number of servers in the cluster.
     fn server_count(&self) -> BoxFuture<'_, Result<usize, AdapterError>> {
         Box::pin(async { Ok(1) })
@@ -243,4 +264,10 @@ pub type AdapterFactory = Arc<dyn Fn(&str) -> Box<dyn Adapter> + Send + Sync>;
 /// The default factory: a [`LocalAdapter`] per namespace.
 pub fn local_factory() -> AdapterFactory {
     Arc::new(|_| Box::new(LocalAdapter::new()))
+}
+
+/// A factory of [`LocalAdapter`]s with connection state recovery; `grace` is how long a dead
+/// connection may go unnoticed (`ping_interval + ping_timeout`).
+pub fn recovery_factory(config: RecoveryConfig, grace: Duration) -> AdapterFactory {
+    Arc::new(move |_| Box::new(LocalAdapter::with_recovery(config, grace)))
 }

@@ -86,6 +86,8 @@ pub(crate) async fn get<D>(
             body.extend_from_slice(&[SEPARATOR]);
         }
         CLOSE.write_polling(&mut body);
+        session.close_sent.store(true, Ordering::Release);
+        session.signal.notify_one();
     }
     guard.done = true;
     drop(guard);

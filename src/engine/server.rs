@@ -272,6 +272,26 @@ impl<H: EngineHandler> Engine<H> {
             }
         };
         session.close(reason);
+        if reason == CloseReason::ServerClose && session.transport() == TransportKind::Polling {
+            // As the reference server does: keep the session until a GET has carried what
+            // was queued and the close packet, so the client learns it was closed on purpose.
+            let deadline = Instant::now() + self.config.ping_interval + self.config.ping_timeout;
+            while !session
+                .close_sent
+                .load(std::sync::atomic::Ordering::Acquire)
+            {
+                let signal = session.signal.notified();
+                if session
+                    .close_sent
+                    .load(std::sync::atomic::Ordering::Acquire)
+                {
+                    break;
+                }
+                if tokio::time::timeout_at(deadline, signal).await.is_err() {
+                    break;
+                }
+            }
+        }
         self.lock().remove(&session.id());
         let reason = session.close_reason().unwrap_or(reason);
         tracing::debug!(sid = %session.id(), reason = reason.as_str(), "engine session closed");

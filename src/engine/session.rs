@@ -100,6 +100,8 @@ pub struct Session<D> {
     pub(crate) get_busy: AtomicBool,
     pub(crate) post_busy: AtomicBool,
     pub(crate) pong: AtomicBool,
+    /// A polling GET has carried the close packet to the client.
+    pub(crate) close_sent: AtomicBool,
     close_reason: AtomicU8,
     outbox: Mutex<VecDeque<Frame>>,
     max_buffered: usize,
@@ -141,6 +143,7 @@ impl<D> Session<D> {
             get_busy: AtomicBool::new(false),
             post_busy: AtomicBool::new(false),
             pong: AtomicBool::new(false),
+            close_sent: AtomicBool::new(false),
             close_reason: AtomicU8::new(0),
             outbox: Mutex::new(VecDeque::new()),
             max_buffered,

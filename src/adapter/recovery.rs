@@ -1,0 +1,213 @@
+//! Connection state recovery, in memory: broadcasts get an offset and are kept while a
+//! disconnected socket could still need them, so a client that comes back within the window
+//! gets its id, rooms and data back, and every broadcast it missed.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use super::{BroadcastOptions, Room};
+use crate::engine::Sid;
+use crate::extensions::Extensions;
+use crate::parser::Encoded;
+
+/// Settings of connection state recovery.
+#[derive(Debug, Clone, Copy)]
+pub struct RecoveryConfig {
+    /// How long a disconnected socket's state is kept. Default 2 minutes.
+    pub max_disconnection_duration: Duration,
+    /// Whether a recovered socket skips the connect middlewares. Default true.
+    pub skip_middlewares: bool,
+    /// Most broadcast packets kept per namespace. When the cap is hit the oldest packet is
+    /// dropped, and a socket that missed it can no longer be recovered: it reconnects as a
+    /// new socket (`recovered() == false`) instead of silently missing a packet.
+    /// Default 10 000.
+    pub max_packets: usize,
+}
+
+impl Default for RecoveryConfig {
+    fn default() -> Self {
+        Self {
+            max_disconnection_duration: Duration::from_secs(120),
+            skip_middlewares: true,
+            max_packets: 10_000,
+        }
+    }
+}
+
+/// The state of a socket that left for a recoverable reason.
+#[derive(Debug)]
+pub struct PersistedSession {
+    /// The socket id, given back on recovery.
+    pub sid: Sid,
+    /// The private id the client presents to recover.
+    pub pid: Sid,
+    /// The rooms it was in (its own id excluded).
+    pub rooms: Vec<Room>,
+    /// Its data store.
+    pub data: Extensions,
+}
+
+/// A session given back to a reconnecting client, with the broadcasts it missed, in order.
+#[derive(Debug)]
+pub struct RestoredSession {
+    /// The session as it was persisted.
+    pub session: PersistedSession,
+    /// The packets to send right after the CONNECT reply.
+    pub missed: Vec<Encoded>,
+}
+
+struct Stored {
+    offset: u64,
+    at: Instant,
+    opts: BroadcastOptions,
+    packet: Encoded,
+}
+
+struct Away {
+    session: PersistedSession,
+    since: Instant,
+}
+
+/// Offsets, kept packets and sessions of one namespace.
+pub(crate) struct RecoveryStore {
+    config: RecoveryConfig,
+    /// How long a dead connection may go unnoticed (a heartbeat round): packets younger than
+    /// this are kept even when no socket is away, since a socket may be gone and not known
+    /// to be yet.
+    grace: Duration,
+    /// A random prefix, so offsets from an earlier process never match this one's.
+    epoch: String,
+    next: AtomicU64,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    packets: VecDeque<Stored>,
+    away: HashMap<Sid, Away>,
+}
+
+impl std::fmt::Debug for RecoveryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.lock();
+        f.debug_struct("RecoveryStore")
+            .field("packets", &s.packets.len())
+            .field("sessions", &s.away.len())
+            .finish()
+    }
+}
+
+impl RecoveryStore {
+    pub(crate) fn new(config: RecoveryConfig, grace: Duration) -> Self {
+        let epoch = Sid::new().as_str()[..8].to_owned();
+        Self {
+            config,
+            grace: grace.min(config.max_disconnection_duration),
+            epoch,
+            next: AtomicU64::new(1),
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A fresh offset: its number and its JSON text (the extra argument clients see).
+    pub(crate) fn next_offset(&self) -> (u64, String) {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        (n, format!("\"{}-{n:x}\"", self.epoch))
+    }
+
+    fn parse_offset(&self, offset: &str) -> Option<u64> {
+        let (epoch, n) = offset.split_once('-')?;
+        (epoch == self.epoch).then(|| u64::from_str_radix(n, 16).ok())?
+    }
+
+    /// Drops expired sessions, and packets no socket can need any more: older than the
+    /// recovery window, or older than the grace period when no socket is away.
+    fn prune(&self, s: &mut State, now: Instant) {
+        let max = self.config.max_disconnection_duration;
+        s.away.retain(|_, a| now.duration_since(a.since) < max);
+        let keep_for = if s.away.is_empty() { self.grace } else { max };
+        while s
+            .packets
+            .front()
+            .is_some_and(|p| now.duration_since(p.at) >= keep_for)
+        {
+            s.packets.pop_front();
+        }
+    }
+
+    /// Keeps a broadcast while a disconnected socket might need it.
+    pub(crate) fn keep(&self, offset: u64, opts: &BroadcastOptions, packet: &Encoded) {
+        let now = Instant::now();
+        let mut s = self.lock();
+        self.prune(&mut s, now);
+        if s.packets.len() >= self.config.max_packets {
+            tracing::warn!(
+                max = self.config.max_packets,
+                "recovery packet cap reached: dropping the oldest; sockets away since then will reconnect without recovery"
+            );
+            s.packets.pop_front();
+        }
+        s.packets.push_back(Stored {
+            offset,
+            at: now,
+            opts: opts.clone(),
+            packet: packet.clone(),
+        });
+    }
+
+    pub(crate) fn persist(&self, session: PersistedSession) {
+        let now = Instant::now();
+        let mut s = self.lock();
+        self.prune(&mut s, now);
+        s.away.insert(
+            session.pid,
+            Away {
+                session,
+                since: now,
+            },
+        );
+    }
+
+    /// Takes back the session of `pid` if it is still kept and every packet after `offset`
+    /// is still there; `None` means the client connects as a new socket.
+    pub(crate) fn restore(&self, pid: &str, offset: &str) -> Option<RestoredSession> {
+        let pid = Sid::parse(pid)?;
+        let now = Instant::now();
+        let mut s = self.lock();
+        self.prune(&mut s, now);
+        let away = s.away.remove(&pid)?;
+        let offset = self.parse_offset(offset)?;
+        // The packet at the client's last offset must still be kept (or be the newest one):
+        // otherwise packets after it may have been dropped, and recovery would hide a gap.
+        let newest = self.next.load(Ordering::Relaxed) - 1;
+        if offset != newest && !s.packets.iter().any(|p| p.offset == offset) {
+            return None;
+        }
+        let session = away.session;
+        let mut own_rooms: Vec<&str> = session.rooms.iter().map(|r| r.as_ref()).collect();
+        let own_id = session.sid.as_str().to_owned();
+        own_rooms.push(&own_id);
+        let missed = s
+            .packets
+            .iter()
+            .filter(|p| p.offset > offset && reaches(&p.opts, session.sid, &own_rooms))
+            .map(|p| p.packet.clone())
+            .collect();
+        drop(own_rooms);
+        Some(RestoredSession { session, missed })
+    }
+}
+
+/// Whether a broadcast with `opts` would have reached a socket in `rooms`.
+fn reaches(opts: &BroadcastOptions, sid: Sid, rooms: &[&str]) -> bool {
+    let included = opts.rooms.is_empty() || opts.rooms.iter().any(|r| rooms.contains(&r.as_ref()));
+    let excluded =
+        opts.except_sid == Some(sid) || opts.except.iter().any(|r| rooms.contains(&r.as_ref()));
+    included && !excluded
+}
