@@ -14,6 +14,7 @@ use axum::http::header;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
+use tower_socketio::adapter::RecoveryConfig;
 use tower_socketio::{
     AckSender, Binary, ConnectRejection, Data, Extension, SocketIo, SocketRef, State,
 };
@@ -135,8 +136,16 @@ async fn on_connect(socket: SocketRef, Data(auth): Data<Auth>, State(users): Sta
         u.insert(nick.clone(), auth.token.clone());
     }
     socket.extensions().insert(Nick(nick.clone()));
-    join_room(&socket, DEFAULT_ROOM);
-    tracing::info!(%nick, sid = %socket.id(), transport = socket.transport().as_str(), "joined");
+    // A recovered socket (back after a short network loss) keeps its room and has already
+    // been sent every message it missed.
+    let room = match socket.extensions().get::<CurrentRoom>() {
+        Some(CurrentRoom(room)) if socket.recovered() => room,
+        _ => {
+            join_room(&socket, DEFAULT_ROOM);
+            DEFAULT_ROOM.to_owned()
+        }
+    };
+    tracing::info!(%nick, sid = %socket.id(), recovered = socket.recovered(), transport = socket.transport().as_str(), "joined");
 
     socket.on(
         "join",
@@ -242,7 +251,7 @@ async fn on_connect(socket: SocketRef, Data(auth): Data<Auth>, State(users): Sta
     socket
         .emit(
             "welcome",
-            &serde_json::json!({ "nickname": nick, "room": DEFAULT_ROOM }),
+            &serde_json::json!({ "nickname": nick, "room": room, "recovered": socket.recovered() }),
         )
         .ok();
     socket.nsp().emit("users", &users.names()).await.ok();
@@ -268,6 +277,8 @@ async fn bundle() -> Response {
 pub fn router() -> (Router, SocketIo) {
     let (layer, io) = SocketIo::builder()
         .with_state(Users::default())
+        // Users who lose the network for a moment get back every message they missed.
+        .connection_state_recovery(RecoveryConfig::default())
         .build_layer();
     io.ns("/", on_connect).with(check_nickname);
     let app = Router::new()
