@@ -122,7 +122,7 @@ impl RecoveryStore {
     }
 
     fn parse_offset(&self, offset: &str) -> Option<u64> {
-        let (epoch, n) = offset.split_once('-')?;
+        let (epoch, n) = offset.rsplit_once('-')?;
         (epoch == self.epoch).then(|| u64::from_str_radix(n, 16).ok())?
     }
 
@@ -210,4 +210,104 @@ fn reaches(opts: &BroadcastOptions, sid: Sid, rooms: &[&str]) -> bool {
     let excluded =
         opts.except_sid == Some(sid) || opts.except.iter().any(|r| rooms.contains(&r.as_ref()));
     included && !excluded
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Frame;
+
+    fn packet(n: u64) -> Encoded {
+        Encoded {
+            text: Frame::message(&n.to_string()),
+            attachments: Vec::new(),
+        }
+    }
+
+    fn store(max_packets: usize) -> RecoveryStore {
+        RecoveryStore::new(
+            RecoveryConfig {
+                max_packets,
+                ..RecoveryConfig::default()
+            },
+            Duration::from_secs(60),
+        )
+    }
+
+    fn away(store: &RecoveryStore, rooms: &[&str]) -> (Sid, Sid) {
+        let (sid, pid) = (Sid::new(), Sid::new());
+        store.persist(PersistedSession {
+            sid,
+            pid,
+            rooms: rooms.iter().map(|r| Room::Owned((*r).to_owned())).collect(),
+            data: Extensions::new(),
+        });
+        (sid, pid)
+    }
+
+    /// Broadcasts `n` packets to `room` (everyone when `None`); returns their offsets' text.
+    fn broadcast(store: &RecoveryStore, room: Option<&str>, n: usize) -> Vec<String> {
+        (0..n)
+            .map(|_| {
+                let (offset, text) = store.next_offset();
+                let opts = BroadcastOptions {
+                    rooms: room
+                        .map(|r| Room::Owned(r.to_owned()))
+                        .into_iter()
+                        .collect(),
+                    ..Default::default()
+                };
+                store.keep(offset, &opts, &packet(offset));
+                text.trim_matches('"').to_owned()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn restores_only_what_the_socket_missed_in_its_rooms() {
+        let s = store(100);
+        let before = broadcast(&s, None, 1);
+        let (sid, pid) = away(&s, &["a"]);
+        broadcast(&s, Some("a"), 2);
+        broadcast(&s, Some("b"), 2);
+        broadcast(&s, None, 1);
+        let r = s.restore(pid.as_str(), &before[0]).expect("restored");
+        assert_eq!(r.session.sid, sid);
+        assert_eq!(r.missed.len(), 3);
+        assert!(
+            s.restore(pid.as_str(), &before[0]).is_none(),
+            "restored twice"
+        );
+    }
+
+    #[test]
+    fn cap_bounds_memory_and_refuses_a_gap() {
+        let s = store(10);
+        let first = broadcast(&s, None, 1);
+        let (_, pid) = away(&s, &[]);
+        broadcast(&s, None, 1000);
+        assert_eq!(s.lock().packets.len(), 10, "cap not held");
+        assert!(
+            s.restore(pid.as_str(), &first[0]).is_none(),
+            "recovered across dropped packets"
+        );
+    }
+
+    #[test]
+    fn unknown_or_foreign_offsets_do_not_recover() {
+        let s = store(10);
+        broadcast(&s, None, 1);
+        let (_, pid) = away(&s, &[]);
+        assert!(s.restore(pid.as_str(), "zzzzzzzz-1").is_none());
+        let (_, pid) = away(&s, &[]);
+        assert!(s.restore(pid.as_str(), "garbage").is_none());
+        assert!(s.restore("not-a-pid", "x-1").is_none());
+    }
+
+    #[test]
+    fn nothing_is_kept_long_without_sessions_away() {
+        let s = RecoveryStore::new(RecoveryConfig::default(), Duration::ZERO);
+        broadcast(&s, None, 50);
+        assert!(s.lock().packets.len() <= 1, "packets kept with nobody away");
+    }
 }
