@@ -364,6 +364,11 @@ impl SocketIoBuilder {
         self.config.recovery = Some(config);
         self
     }
+    /// The wire format (default JSON). Clients must use the same parser.
+    pub fn parser(mut self, parser: crate::parser::Parser) -> Self {
+        self.config.parser = parser;
+        self
+    }
     /// Replaces the whole configuration.
     pub fn config(mut self, config: SocketIoConfig) -> Self {
         self.config = config;

@@ -115,10 +115,10 @@ impl RecoveryStore {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A fresh offset: its number and its JSON text (the extra argument clients see).
+    /// A fresh offset: its number and its text (the extra argument clients see).
     pub(crate) fn next_offset(&self) -> (u64, String) {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        (n, format!("\"{}-{n:x}\"", self.epoch))
+        (n, format!("{}-{n:x}", self.epoch))
     }
 
     fn parse_offset(&self, offset: &str) -> Option<u64> {
@@ -219,7 +219,7 @@ mod tests {
 
     fn packet(n: u64) -> Encoded {
         Encoded {
-            text: Frame::message(&n.to_string()),
+            head: Frame::message(&n.to_string()),
             attachments: Vec::new(),
         }
     }

@@ -9,12 +9,22 @@ use super::binary::with_attachments;
 use crate::engine::Str;
 
 /// The arguments of a received event or ack: raw JSON slices of the packet, plus its binary
-/// attachments. Nothing is parsed until a handler asks for a type.
+/// attachments (or, with the msgpack parser, the decoded msgpack values). Nothing is
+/// deserialized until a handler asks for a type.
 #[derive(Clone)]
 pub struct Args {
-    text: Str,
-    ranges: Vec<(u32, u32)>,
-    pub(crate) attachments: Vec<Bytes>,
+    repr: Repr,
+    attachments: Vec<Bytes>,
+}
+
+#[derive(Clone)]
+enum Repr {
+    Json {
+        text: Str,
+        ranges: Vec<(u32, u32)>,
+    },
+    #[cfg(feature = "msgpack")]
+    MsgPack(Vec<rmpv::Value>),
 }
 
 impl fmt::Debug for Args {
@@ -32,26 +42,47 @@ impl fmt::Debug for Args {
 impl Args {
     pub(crate) fn new(text: Str, ranges: Vec<(u32, u32)>) -> Self {
         Self {
-            text,
-            ranges,
+            repr: Repr::Json { text, ranges },
             attachments: Vec::new(),
         }
     }
 
+    #[cfg(feature = "msgpack")]
+    pub(crate) fn msgpack(values: Vec<rmpv::Value>) -> Self {
+        Self {
+            repr: Repr::MsgPack(values),
+            attachments: Vec::new(),
+        }
+    }
+
+    pub(crate) fn push_attachment(&mut self, data: Bytes) {
+        self.attachments.push(data);
+    }
+
     /// Number of arguments.
     pub fn len(&self) -> usize {
-        self.ranges.len()
+        match &self.repr {
+            Repr::Json { ranges, .. } => ranges.len(),
+            #[cfg(feature = "msgpack")]
+            Repr::MsgPack(v) => v.len(),
+        }
     }
 
     /// Whether there are no arguments.
     pub fn is_empty(&self) -> bool {
-        self.ranges.is_empty()
+        self.len() == 0
     }
 
-    /// The JSON text of argument `i`.
+    /// The JSON text of argument `i` (`None` with the msgpack parser).
     pub fn raw(&self, i: usize) -> Option<&str> {
-        let &(a, b) = self.ranges.get(i)?;
-        self.text.as_str().get(a as usize..b as usize)
+        match &self.repr {
+            Repr::Json { text, ranges } => {
+                let &(a, b) = ranges.get(i)?;
+                text.as_str().get(a as usize..b as usize)
+            }
+            #[cfg(feature = "msgpack")]
+            Repr::MsgPack(_) => None,
+        }
     }
 
     /// The binary attachments, in order.
@@ -63,8 +94,20 @@ impl Args {
     /// sequence (a tuple or a `Vec`) when there are several, and `null` when there are none.
     /// [`Binary`](super::Binary) values take their attachments.
     pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        let text = self.text.as_str();
-        with_attachments(&self.attachments, || match self.ranges.as_slice() {
+        let (text, ranges) = match &self.repr {
+            Repr::Json { text, ranges } => (text.as_str(), ranges),
+            #[cfg(feature = "msgpack")]
+            Repr::MsgPack(values) => {
+                let value = match values.as_slice() {
+                    [] => rmpv::Value::Nil,
+                    [one] => one.clone(),
+                    many => rmpv::Value::Array(many.to_vec()),
+                };
+                return rmpv::ext::from_value(value)
+                    .map_err(|e| <serde_json::Error as serde::de::Error>::custom(e));
+            }
+        };
+        with_attachments(&self.attachments, || match ranges.as_slice() {
             [] => serde_json::from_str("null"),
             [(a, b)] => serde_json::from_str(&text[*a as usize..*b as usize]),
             [(a, _), .., (_, b)] => {
@@ -79,6 +122,12 @@ impl Args {
 
     /// Deserializes argument `i` alone.
     pub fn deserialize_nth<T: DeserializeOwned>(&self, i: usize) -> Result<T, serde_json::Error> {
+        #[cfg(feature = "msgpack")]
+        if let Repr::MsgPack(values) = &self.repr {
+            let value = values.get(i).cloned().unwrap_or(rmpv::Value::Nil);
+            return rmpv::ext::from_value(value)
+                .map_err(|e| <serde_json::Error as serde::de::Error>::custom(e));
+        }
         let raw = self.raw(i).unwrap_or("null");
         with_attachments(&self.attachments, || serde_json::from_str(raw))
     }

@@ -143,8 +143,8 @@ fn header(kind: u8, ns: &str, cap: usize) -> MessageBuf {
 
 fn finish(buf: MessageBuf) -> Encoded {
     Encoded {
-        // ok-free: everything written is UTF-8 (str slices and serde_json output).
-        text: buf
+        // Everything written is UTF-8 (str slices and serde_json output).
+        head: buf
             .finish()
             .unwrap_or_else(|_| Frame::message("2[\"error\"]")),
         attachments: Vec::new(),
@@ -273,6 +273,7 @@ pub(super) fn frame(
 
 /// EVENT when `event` is set, ACK otherwise; the binary variant when `data` holds
 /// [`Binary`](super::Binary) values.
+#[cfg(test)]
 pub(super) fn encode_data<T: Serialize + ?Sized>(
     ns: &str,
     event: Option<&str>,
@@ -299,7 +300,7 @@ mod tests {
     }
 
     fn text(e: &Encoded) -> &str {
-        match &e.text {
+        match &e.head {
             Frame::Text(t) => &t[1..],
             Frame::Binary(_) => panic!("binary"),
         }

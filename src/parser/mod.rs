@@ -9,6 +9,8 @@
 mod args;
 mod binary;
 mod json;
+#[cfg(feature = "msgpack")]
+mod msgpack;
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -133,6 +135,7 @@ pub struct DecodeLimits {
 /// Reassembles packets from one client's frames.
 #[derive(Debug)]
 pub struct Decoder {
+    parser: Parser,
     limits: DecodeLimits,
     partial: Option<Partial>,
 }
@@ -145,12 +148,9 @@ struct Partial {
 }
 
 impl Decoder {
-    /// A decoder with these limits.
+    /// A decoder of the JSON parser with these limits.
     pub fn new(limits: DecodeLimits) -> Self {
-        Self {
-            limits,
-            partial: None,
-        }
+        Parser::Json.decoder(limits)
     }
 
     /// Whether a binary packet is waiting for attachments.
@@ -160,7 +160,7 @@ impl Decoder {
 
     /// Decodes a text frame. `Ok(None)` means the packet waits for binary attachments.
     pub fn decode_text(&mut self, text: Str) -> Result<Option<Packet>, ParseError> {
-        if self.partial.is_some() {
+        if self.partial.is_some() || self.parser != Parser::Json {
             return Err(ParseError::UnexpectedText);
         }
         let (packet, expected) = json::decode(text, &self.limits)?;
@@ -177,6 +177,10 @@ impl Decoder {
 
     /// Decodes a binary frame: the next attachment of the pending packet.
     pub fn decode_binary(&mut self, data: Bytes) -> Result<Option<Packet>, ParseError> {
+        #[cfg(feature = "msgpack")]
+        if self.parser == Parser::MsgPack {
+            return msgpack::decode(&data, &self.limits).map(Some);
+        }
         let Some(p) = self.partial.as_mut() else {
             return Err(ParseError::UnexpectedBinary);
         };
@@ -189,19 +193,20 @@ impl Decoder {
             Body::Event { args, .. } | Body::Ack(args) => args,
             _ => return Err(ParseError::UnexpectedBinary),
         };
-        args.attachments.push(data);
-        if args.attachments.len() < p.expected {
+        args.push_attachment(data);
+        if args.attachments().len() < p.expected {
             return Ok(None);
         }
         Ok(self.partial.take().map(|p| p.packet))
     }
 }
 
-/// Frames of one encoded packet: a text frame, then any binary attachments.
+/// Frames of one encoded packet: its head frame (text for JSON, binary for msgpack), then
+/// any binary attachments (JSON only).
 #[derive(Debug, Clone)]
 pub struct Encoded {
-    /// The packet's text frame.
-    pub text: Frame,
+    /// The packet's first frame.
+    pub head: Frame,
     /// Its binary attachments, in order.
     pub attachments: Vec<Frame>,
 }
@@ -211,13 +216,13 @@ impl Encoded {
     pub fn len(&self) -> usize {
         1 + self.attachments.len()
     }
-    /// Always false: an encoded packet has at least its text frame.
+    /// Always false: an encoded packet has at least its head frame.
     pub fn is_empty(&self) -> bool {
         false
     }
     /// The frames in order, cloned (each clone shares its buffer).
     pub fn frames(&self) -> impl Iterator<Item = Frame> + '_ {
-        std::iter::once(self.text.clone()).chain(self.attachments.iter().cloned())
+        std::iter::once(self.head.clone()).chain(self.attachments.iter().cloned())
     }
 }
 
@@ -234,32 +239,66 @@ pub struct EventPacket {
     pub ns: Str,
     /// The event name.
     pub event: String,
-    /// The arguments as JSON text, comma-separated, without the surrounding brackets;
-    /// placeholders stand for the attachments.
-    pub args: String,
-    /// Binary attachments, in placeholder order.
-    pub attachments: Vec<Bytes>,
+    pub(crate) payload: Payload,
+}
+
+/// Serialized arguments, in the wire format of the parser that made them.
+#[derive(Debug, Clone)]
+pub(crate) enum Payload {
+    /// JSON text of the arguments, comma-separated, without the surrounding brackets, and
+    /// the attachments its placeholders stand for.
+    Json {
+        args: String,
+        attachments: Vec<Bytes>,
+    },
+    /// msgpack encodings of the arguments, one after the other.
+    #[cfg(feature = "msgpack")]
+    MsgPack { args: Vec<u8>, count: u32 },
+}
+
+impl EventPacket {
+    /// The arguments as JSON, binary data as arrays of bytes: what a cluster link or a log
+    /// may need to look into.
+    pub fn args_json(&self) -> Result<Vec<serde_json::Value>, EncodeError> {
+        match &self.payload {
+            Payload::Json { args, .. } => Ok(serde_json::from_str(&format!("[{args}]"))?),
+            #[cfg(feature = "msgpack")]
+            Payload::MsgPack { args, count } => msgpack::args_json(args, *count),
+        }
+    }
 }
 
 /// The wire format of Socket.IO packets. The default is the JSON parser of the reference
-/// implementation.
+/// implementation; client and server must use the same one.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Parser {
     /// The default parser: JSON text frames with binary attachments.
     #[default]
     Json,
+    /// One msgpack binary frame per packet, binary data inline: npm's
+    /// `socket.io-msgpack-parser` (feature `msgpack`).
+    #[cfg(feature = "msgpack")]
+    MsgPack,
 }
 
 impl Parser {
     /// A decoder for one client.
     pub fn decoder(&self, limits: DecodeLimits) -> Decoder {
-        Decoder::new(limits)
+        Decoder {
+            parser: *self,
+            limits,
+            partial: None,
+        }
     }
 
     /// CONNECT reply: `{"sid": sid}`, plus `pid` when connection state recovery is on.
     pub fn connect(&self, ns: &str, sid: &str, pid: Option<&str>) -> Encoded {
-        json::encode_connect(ns, sid, pid)
+        match self {
+            Parser::Json => json::encode_connect(ns, sid, pid),
+            #[cfg(feature = "msgpack")]
+            Parser::MsgPack => msgpack::encode_connect(ns, sid, pid),
+        }
     }
 
     /// CONNECT_ERROR with a message and optional data.
@@ -269,12 +308,20 @@ impl Parser {
         message: &str,
         data: Option<&serde_json::Value>,
     ) -> Encoded {
-        json::encode_connect_error(ns, message, data)
+        match self {
+            Parser::Json => json::encode_connect_error(ns, message, data),
+            #[cfg(feature = "msgpack")]
+            Parser::MsgPack => msgpack::encode_connect_error(ns, message, data),
+        }
     }
 
     /// DISCONNECT.
     pub fn disconnect(&self, ns: &str) -> Encoded {
-        json::encode_disconnect(ns)
+        match self {
+            Parser::Json => json::encode_disconnect(ns),
+            #[cfg(feature = "msgpack")]
+            Parser::MsgPack => msgpack::encode_disconnect(ns),
+        }
     }
 
     /// EVENT (or BINARY_EVENT when `data` holds [`Binary`] values). With `spread`, `data`
@@ -288,7 +335,8 @@ impl Parser {
         id: Option<u64>,
         spread: bool,
     ) -> Result<Encoded, EncodeError> {
-        json::encode_data(ns, Some(event), data, id, spread)
+        let p = self.event_packet(ns, event, data, spread)?;
+        Ok(self.encode_event(&p, id, None))
     }
 
     /// Serializes an event once, for broadcasting.
@@ -299,18 +347,36 @@ impl Parser {
         data: &T,
         spread: bool,
     ) -> Result<EventPacket, EncodeError> {
-        let (args, attachments) = json::serialize_args(data, spread)?;
+        let payload = self.serialize_args(data, spread)?;
         Ok(EventPacket {
             ns: Str::from(ns),
             event: event.to_owned(),
-            args,
-            attachments,
+            payload,
         })
     }
 
-    /// Frames a serialized event, with an ack id and an extra trailing argument (raw JSON).
+    fn serialize_args<T: Serialize + ?Sized>(
+        &self,
+        data: &T,
+        spread: bool,
+    ) -> Result<Payload, EncodeError> {
+        match self {
+            Parser::Json => {
+                let (args, attachments) = json::serialize_args(data, spread)?;
+                Ok(Payload::Json { args, attachments })
+            }
+            #[cfg(feature = "msgpack")]
+            Parser::MsgPack => {
+                let (args, count) = msgpack::serialize_args(data, spread)?;
+                Ok(Payload::MsgPack { args, count })
+            }
+        }
+    }
+
+    /// Frames a serialized event, with an ack id and an extra trailing string argument (a
+    /// recovery offset).
     pub fn encode_event(&self, p: &EventPacket, id: Option<u64>, extra: Option<&str>) -> Encoded {
-        json::frame(&p.ns, Some(&p.event), &p.args, &p.attachments, id, extra)
+        frame(&p.ns, Some(&p.event), &p.payload, id, extra)
     }
 
     /// ACK (or BINARY_ACK) answering `id`.
@@ -321,6 +387,24 @@ impl Parser {
         data: &T,
         spread: bool,
     ) -> Result<Encoded, EncodeError> {
-        json::encode_data(ns, None, data, Some(id), spread)
+        let payload = self.serialize_args(data, spread)?;
+        Ok(frame(ns, None, &payload, Some(id), None))
+    }
+}
+
+fn frame(
+    ns: &str,
+    event: Option<&str>,
+    payload: &Payload,
+    id: Option<u64>,
+    extra: Option<&str>,
+) -> Encoded {
+    match payload {
+        Payload::Json { args, attachments } => {
+            let extra = extra.map(|e| serde_json::Value::from(e).to_string());
+            json::frame(ns, event, args, attachments, id, extra.as_deref())
+        }
+        #[cfg(feature = "msgpack")]
+        Payload::MsgPack { args, count } => msgpack::frame(ns, event, args, *count, id, extra),
     }
 }
