@@ -104,7 +104,7 @@ impl Args {
                     many => rmpv::Value::Array(many.to_vec()),
                 };
                 return rmpv::ext::from_value(value)
-                    .map_err(|e| <serde_json::Error as serde::de::Error>::custom(e));
+                    .map_err(<serde_json::Error as serde::de::Error>::custom);
             }
         };
         with_attachments(&self.attachments, || match ranges.as_slice() {
@@ -126,7 +126,7 @@ impl Args {
         if let Repr::MsgPack(values) = &self.repr {
             let value = values.get(i).cloned().unwrap_or(rmpv::Value::Nil);
             return rmpv::ext::from_value(value)
-                .map_err(|e| <serde_json::Error as serde::de::Error>::custom(e));
+                .map_err(<serde_json::Error as serde::de::Error>::custom);
         }
         let raw = self.raw(i).unwrap_or("null");
         with_attachments(&self.attachments, || serde_json::from_str(raw))
