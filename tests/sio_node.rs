@@ -84,10 +84,6 @@ per_transport!(
 
 mod shutdown {
     #[tokio::test]
-    #[ignore = "bug: over polling the engine puts its CLOSE packet in the same poll response as \
-                the DISCONNECT packets io.close() queued; socket.io-client handles the CLOSE first \
-                and reports `transport close` instead of `io server disconnect` \
-                (src/engine/polling.rs `get`; the reference engine.io sends the close in a later poll)"]
     async fn polling() {
         super::shutdown(super::Mode::Polling).await
     }

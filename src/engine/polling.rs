@@ -81,10 +81,10 @@ pub(crate) async fn get<D>(
         }
         f.write_polling(&mut body);
     }
-    if closed && session.buffered() == 0 {
-        if !body.is_empty() {
-            body.extend_from_slice(&[SEPARATOR]);
-        }
+    // The close packet goes alone, in a response after the last frames: clients handle a
+    // close at once but the packets before it a tick later, so sharing a response would
+    // let the close overtake them (a DISCONNECT would read as a lost transport).
+    if closed && frames.is_empty() && session.buffered() == 0 {
         CLOSE.write_polling(&mut body);
         session.close_sent.store(true, Ordering::Release);
         session.signal.notify_one();
