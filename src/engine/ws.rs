@@ -214,7 +214,11 @@ pub(crate) async fn run<H: EngineHandler>(
     let reason = loop {
         if let Some(reason) = session.close_reason() {
             if reason == CloseReason::ServerClose {
-                let _ = write_batch(session, &mut stream, &mut batch).await;
+                let _ = tokio::time::timeout(
+                    CLOSE_GRACE,
+                    write_batch(session, &mut stream, &mut batch),
+                )
+                .await;
             }
             break reason;
         }
@@ -230,9 +234,18 @@ pub(crate) async fn run<H: EngineHandler>(
                 }
             }
             () = ready => {
-                if let Err(e) = write_batch(session, &mut stream, &mut batch).await {
-                    tracing::debug!(sid = %session.id(), error = %e, "websocket write failed");
-                    break close_reason_of(&e);
+                // A peer that stops reading blocks this write: the session must still close
+                // (by policy or by heartbeat) instead of waiting on it forever.
+                let outcome = tokio::select! {
+                    r = write_batch(session, &mut stream, &mut batch) => r.err().map(|e| {
+                        tracing::debug!(sid = %session.id(), error = %e, "websocket write failed");
+                        close_reason_of(&e)
+                    }),
+                    reason = closed(session) => Some(reason),
+                    () = sleep_until(hb.deadline) => hb.on_timer(session).err(),
+                };
+                if let Some(reason) = outcome {
+                    break reason;
                 }
             }
             () = signal => {}
@@ -281,6 +294,21 @@ pub(crate) async fn run<H: EngineHandler>(
         }
     };
     session.close(reason);
-    let _ = stream.close(None).await;
+    // The close handshake is a courtesy; a peer that does not read cannot have it.
+    let _ = tokio::time::timeout(CLOSE_GRACE, stream.close(None)).await;
     reason
+}
+
+/// How long the closing handshake may take before the connection is just dropped.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Resolves once the session is closed, with its reason.
+async fn closed<D>(session: &Session<D>) -> CloseReason {
+    loop {
+        let signal = session.signal.notified();
+        if let Some(reason) = session.close_reason() {
+            return reason;
+        }
+        signal.await;
+    }
 }
