@@ -4,11 +4,11 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::engine::{CloseReason, EngineHandler, Gate, Message, Session};
+use crate::engine::{CloseReason, EngineHandler, EngineProtocol, Gate, Message, Session, Str};
 use crate::errors::DisconnectReason;
 use crate::handler::BoxFuture;
 use crate::io::IoInner;
-use crate::parser::{Body, Decoder, Packet};
+use crate::parser::{Body, Decoder, Packet, Parser, query_to_auth};
 use crate::socket::Socket;
 
 /// Socket.IO's data inside each Engine.IO session.
@@ -18,6 +18,9 @@ pub struct Client {
     decoder: Mutex<Option<Decoder>>,
     /// Counts binary packets started, so a timer can tell whether "its" packet is done.
     partials: AtomicU64,
+    /// Protocol v4: the implicit connect to `/` when it did not finish at once; the client's
+    /// first packets wait for it.
+    pending_connect: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -149,6 +152,10 @@ impl SocketIoHandler {
     }
 }
 
+/// Query parameters of the handshake that belong to Engine.IO, not to the application: they
+/// stay out of a v4 client's auth.
+const ENGINE_QUERY: &[&str] = &["EIO", "transport", "t", "b64", "sid", "j"];
+
 /// Runs the connect flow inline as far as it goes; if it must wait, spawns it and returns a
 /// gate that holds the client's next packets until it is done.
 fn gate(fut: BoxFuture) -> Option<Gate> {
@@ -166,24 +173,35 @@ fn truncate(s: &str) -> &str {
     &s[..end]
 }
 
-impl EngineHandler for SocketIoHandler {
-    type Data = Client;
-
-    fn on_open(&self, session: &Arc<Session<Client>>) {
-        let weak = Arc::downgrade(session);
-        let timeout = self.io.shared.config.connect_timeout;
-        tokio::spawn(async move {
-            tokio::time::sleep(timeout).await;
-            if let Some(s) = weak.upgrade() {
-                if !s.is_closed() && s.data.is_empty() {
-                    tracing::debug!(sid = %s.id(), "no namespace joined in time");
-                    s.close(CloseReason::ServerClose);
-                }
-            }
-        });
+impl SocketIoHandler {
+    /// Protocol v4 (Engine.IO v3): the client is in `/` from the start, as if it had sent a
+    /// CONNECT whose auth is its handshake query (Engine.IO parameters left out).
+    fn connect_main(&self, session: &Arc<Session<Client>>) {
+        if self.io.shared.config.parser != Parser::Json {
+            tracing::warn!(sid = %session.id(), "Engine.IO v3 client refused: it needs the JSON parser");
+            session.close(CloseReason::ServerClose);
+            return;
+        }
+        let Some(namespace) = self.io.namespace("/") else {
+            // The reference server always has `/`. Without it, say nothing: a v2 client
+            // reads an error on `/` as an error of every namespace it joins.
+            tracing::debug!(sid = %session.id(), "no `/` namespace for a v3 client to join");
+            return;
+        };
+        let query = session.request_parts().uri.query().unwrap_or("");
+        let auth = Str::from(query_to_auth(query, ENGINE_QUERY));
+        let fut: BoxFuture = Box::pin(namespace.connect(session.clone(), Some(auth)));
+        if let Some(handle) = crate::handler::run_or_spawn(fut) {
+            *session
+                .data
+                .pending_connect
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(handle);
+        }
     }
 
-    fn on_message(&self, session: &Arc<Session<Client>>, msg: Message) -> Option<Gate> {
+    /// Decodes one message and dispatches the packet it completes.
+    fn process(&self, session: &Arc<Session<Client>>, msg: Message) -> Option<Gate> {
         let (decoded, started) = {
             let mut guard = session
                 .data
@@ -196,6 +214,7 @@ impl EngineHandler for SocketIoHandler {
                     .config
                     .parser
                     .decoder(self.io.shared.config.decode_limits())
+                    .with_protocol(session.protocol().into())
             });
             let was_pending = decoder.is_pending();
             let decoded = match msg {
@@ -217,6 +236,50 @@ impl EngineHandler for SocketIoHandler {
             }
             Ok(Some(packet)) => self.dispatch(session, packet),
         }
+    }
+}
+
+impl EngineHandler for SocketIoHandler {
+    type Data = Client;
+
+    fn on_open(&self, session: &Arc<Session<Client>>) {
+        if session.protocol() == EngineProtocol::V3 {
+            self.connect_main(session);
+        }
+        let weak = Arc::downgrade(session);
+        let timeout = self.io.shared.config.connect_timeout;
+        tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            if let Some(s) = weak.upgrade() {
+                if !s.is_closed() && s.data.is_empty() {
+                    tracing::debug!(sid = %s.id(), "no namespace joined in time");
+                    s.close(CloseReason::ServerClose);
+                }
+            }
+        });
+    }
+
+    fn on_message(&self, session: &Arc<Session<Client>>, msg: Message) -> Option<Gate> {
+        let pending = session
+            .data
+            .pending_connect
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .filter(|h| !h.is_finished());
+        if let Some(connect) = pending {
+            // The implicit connect to `/` is still running (v4): this message, and with the
+            // gate every later one, waits until the connect handler has returned.
+            let this = self.clone();
+            let session = session.clone();
+            return Some(Box::pin(async move {
+                let _ = connect.await;
+                if let Some(gate) = this.process(&session, msg) {
+                    gate.await;
+                }
+            }));
+        }
+        self.process(session, msg)
     }
 
     fn on_close(&self, session: &Arc<Session<Client>>, reason: CloseReason) {

@@ -204,6 +204,56 @@ impl SocketIo {
         self.main_ns().map(|op| op.sockets()).unwrap_or_default()
     }
 
+    /// Handles a server-side event that another server of the cluster emits on the main
+    /// namespace; the closure sees the arguments and may answer (for emits with ack).
+    pub fn on_server_event<F>(&self, event: impl Into<String>, handler: F)
+    where
+        F: Fn(&[serde_json::Value]) -> Option<serde_json::Value> + Send + Sync + 'static,
+    {
+        if let Some(ns) = self.inner.namespace("/") {
+            ns.on_server_event(event.into(), Arc::new(handler));
+        }
+    }
+
+    /// Emits a server-side event to the other servers of the cluster (main namespace).
+    pub async fn server_side_emit(
+        &self,
+        event: &str,
+        args: Vec<serde_json::Value>,
+    ) -> Result<(), crate::adapter::AdapterError> {
+        let Some(ns) = self.inner.namespace("/") else {
+            return Ok(());
+        };
+        ns.adapter()
+            .server_side_emit(&*ns, event.to_owned(), args, None)
+            .await
+            .map(drop)
+    }
+
+    /// Emits a server-side event and collects one answer from each other server within
+    /// `timeout`; a missing answer is [`AdapterError::Timeout`](crate::adapter::AdapterError).
+    pub async fn server_side_emit_with_ack(
+        &self,
+        event: &str,
+        args: Vec<serde_json::Value>,
+        timeout: Duration,
+    ) -> Result<Vec<serde_json::Value>, crate::adapter::AdapterError> {
+        let Some(ns) = self.inner.namespace("/") else {
+            return Ok(Vec::new());
+        };
+        ns.adapter()
+            .server_side_emit(&*ns, event.to_owned(), args, Some(timeout))
+            .await
+    }
+
+    /// Number of servers in the cluster (1 without a cluster adapter).
+    pub async fn server_count(&self) -> Result<usize, crate::adapter::AdapterError> {
+        match self.inner.namespace("/") {
+            Some(ns) => ns.adapter().server_count().await,
+            None => Ok(1),
+        }
+    }
+
     /// Number of open Engine.IO sessions (connections).
     pub fn connection_count(&self) -> usize {
         self.engine.session_count()
@@ -327,6 +377,13 @@ impl SocketIoBuilder {
         F: Fn(&Parts) -> Result<(), String> + Send + Sync + 'static,
     {
         self.config.engine.allow_request = Some(Arc::new(f));
+        self
+    }
+    /// Accepts clients of Engine.IO v3 / Socket.IO protocol v4 (`socket.io-client` 2.x), as the
+    /// reference server's `allowEIO3`: they join `/` at once, other namespaces with their
+    /// query as auth. Needs the JSON parser. Default false.
+    pub fn allow_eio3(mut self, allow: bool) -> Self {
+        self.config.engine.allow_eio3 = allow;
         self
     }
     /// Time a client has to join a namespace. Default 45 s.

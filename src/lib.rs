@@ -87,4 +87,4 @@ pub use io::{NamespaceHandle, SocketIo, SocketIoBuilder, SocketIoLayer, SocketIo
 pub use ns::Namespace;
 pub use operators::{BroadcastError, BroadcastOperators, IntoRooms, SocketAck};
 pub use parser::Binary;
-pub use socket::{Socket, SocketRef};
+pub use socket::{Socket, SocketData, SocketRef};

@@ -21,6 +21,10 @@ use crate::parser::Encoded;
 use crate::parser::{EventPacket, Parser};
 use crate::socket::Socket;
 
+/// A handler of server-side events from other servers: sees the arguments, may answer.
+pub(crate) type ServerEventHandler =
+    Arc<dyn Fn(&[serde_json::Value]) -> Option<serde_json::Value> + Send + Sync>;
+
 /// What every namespace of one server shares.
 pub(crate) struct Shared {
     pub config: SocketIoConfig,
@@ -43,6 +47,7 @@ pub struct Namespace {
     handler: BoxedHandler,
     middlewares: RwLock<Vec<BoxedMiddleware>>,
     sockets: RwLock<HashMap<Sid, Arc<Socket>>>,
+    server_handlers: RwLock<HashMap<String, ServerEventHandler>>,
     adapter: Box<dyn Adapter>,
     ack_ids: AtomicU64,
     shared: Arc<Shared>,
@@ -70,6 +75,7 @@ impl Namespace {
             handler,
             middlewares: RwLock::new(middlewares),
             sockets: RwLock::new(HashMap::new()),
+            server_handlers: RwLock::new(HashMap::new()),
             ack_ids: AtomicU64::new(0),
             shared,
         });
@@ -106,6 +112,13 @@ impl Namespace {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    pub(crate) fn on_server_event(&self, event: String, handler: ServerEventHandler) {
+        self.server_handlers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(event, handler);
     }
 
     pub(crate) fn add_middleware(&self, mw: BoxedMiddleware) {
@@ -151,6 +164,7 @@ impl Namespace {
             restored.as_mut().map(|r| &mut r.session),
         ));
         let parser = self.shared.config.parser;
+        let protocol = crate::parser::SocketIoProtocol::from(session.protocol());
         let skip_middlewares = restored.is_some()
             && self
                 .shared
@@ -178,7 +192,12 @@ impl Namespace {
             };
             if let Err(rej) = result {
                 tracing::debug!(ns = self.path(), message = %rej.message, "connection refused by middleware");
-                let enc = parser.connect_error(self.path(), &rej.message, rej.data.as_ref());
+                let enc = parser.connect_error_for(
+                    protocol,
+                    self.path(),
+                    &rej.message,
+                    rej.data.as_ref(),
+                );
                 let _ = session.send_all(enc.frames(), enc.len());
                 return;
             }
@@ -200,7 +219,8 @@ impl Namespace {
             return;
         }
         let pid = socket.pid();
-        let enc = parser.connect(
+        let enc = parser.connect_for(
+            protocol,
             self.path(),
             socket.id().as_str(),
             pid.as_ref().map(Sid::as_str),
@@ -329,19 +349,47 @@ impl LocalNamespace for Namespace {
     }
 
     fn socket_infos(&self, opts: &BroadcastOptions) -> Vec<SocketInfo> {
-        self.matching(opts)
-            .into_iter()
-            .map(|s| SocketInfo {
-                id: s.id().to_string(),
-                rooms: s.rooms().into_iter().map(|r| r.into_owned()).collect(),
-                ns: self.path().to_owned(),
-            })
-            .collect()
+        self.matching(opts).into_iter().map(|s| s.info()).collect()
     }
 
-    fn disconnect(&self, opts: &BroadcastOptions) {
+    fn disconnect(&self, opts: &BroadcastOptions, close: bool) {
         for s in self.matching(opts) {
             s.disconnect();
+            if close {
+                s.session.close(crate::engine::CloseReason::ServerClose);
+            }
+        }
+    }
+
+    fn rooms_op(&self, opts: &BroadcastOptions, rooms: &[crate::adapter::Room], join: bool) {
+        let mut sids = Vec::new();
+        self.adapter.for_each(opts, &mut |s| sids.push(s));
+        for sid in sids {
+            if join {
+                self.adapter.join(sid, rooms);
+            } else {
+                self.adapter.leave(sid, rooms);
+            }
+        }
+    }
+
+    fn rooms(&self) -> Vec<crate::adapter::Room> {
+        self.adapter.rooms()
+    }
+
+    fn server_event(&self, event: &str, args: &[serde_json::Value]) -> Option<serde_json::Value> {
+        let handler = self
+            .server_handlers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(event)
+            .cloned();
+        match handler {
+            Some(h) => h(args),
+            None => {
+                tracing::debug!(ns = self.path(), event, "no handler for server-side event");
+                None
+            }
         }
     }
 }

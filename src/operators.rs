@@ -229,7 +229,15 @@ impl BroadcastOperators {
     pub async fn disconnect(self) -> Result<(), AdapterError> {
         self.ns
             .adapter()
-            .disconnect_sockets(&*self.ns, self.opts)
+            .disconnect_sockets(&*self.ns, self.opts, false)
+            .await
+    }
+
+    /// Disconnects every selected socket and closes its whole connection.
+    pub async fn disconnect_and_close(self) -> Result<(), AdapterError> {
+        self.ns
+            .adapter()
+            .disconnect_sockets(&*self.ns, self.opts, true)
             .await
     }
 

@@ -79,6 +79,18 @@ impl crate::extract::FromContext for SocketRef {
     }
 }
 
+/// Per-socket data that other servers of a cluster can read (Node's `socket.data`): keep it
+/// in the socket's [`extensions`](Socket::extensions); `fetch_sockets` carries it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SocketData(pub serde_json::Value);
+
+fn httpdate(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format!("{secs}")
+}
+
 /// What the client presented when it connected.
 #[derive(Debug, Clone)]
 pub struct Handshake {
@@ -209,6 +221,58 @@ impl Socket {
                 .map(|c| c.0),
             issued: self.session.issued(),
             transport: self.transport(),
+        }
+    }
+
+    /// How the cluster sees this socket (for `fetch_sockets`).
+    pub(crate) fn info(&self) -> crate::adapter::SocketInfo {
+        let h = self.handshake();
+        let headers: serde_json::Map<String, serde_json::Value> = h
+            .headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.into())))
+            .collect();
+        let query: serde_json::Map<String, serde_json::Value> = h
+            .query
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone().into()))
+            .collect();
+        let issued = h
+            .issued
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let auth = h
+            .auth
+            .as_deref()
+            .and_then(|a| serde_json::from_str(a).ok())
+            .unwrap_or_else(|| serde_json::json!({}));
+        let own = self.id.as_str().to_owned();
+        let mut rooms: Vec<String> = vec![own.clone()];
+        rooms.extend(
+            self.rooms()
+                .into_iter()
+                .map(|r| r.into_owned())
+                .filter(|r| *r != own),
+        );
+        crate::adapter::SocketInfo {
+            id: own,
+            rooms,
+            ns: self.ns().to_owned(),
+            handshake: serde_json::json!({
+                "headers": headers,
+                "time": httpdate(h.issued),
+                "address": h.address.map(|a| a.ip().to_string()),
+                "xdomain": h.headers.contains_key(http::header::ORIGIN),
+                "secure": false,
+                "issued": issued,
+                "url": h.url.to_string(),
+                "query": query,
+                "auth": auth,
+            }),
+            data: self
+                .extensions
+                .get::<SocketData>()
+                .map_or(serde_json::Value::Null, |d| d.0),
         }
     }
 

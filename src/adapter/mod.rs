@@ -14,6 +14,8 @@
 
 mod local;
 mod recovery;
+#[cfg(feature = "redis")]
+pub mod redis;
 
 use std::borrow::Cow;
 use std::future::Future;
@@ -72,7 +74,15 @@ pub struct SocketInfo {
     /// Its rooms, its own id included.
     pub rooms: Vec<String>,
     /// Its namespace.
+    #[serde(default)]
     pub ns: String,
+    /// Its handshake, as the reference server describes it (`headers`, `time`, `address`,
+    /// `issued`, `url`, `query`, `auth`).
+    #[serde(default)]
+    pub handshake: serde_json::Value,
+    /// Its [`SocketData`](crate::SocketData), `null` when it has none.
+    #[serde(default)]
+    pub data: serde_json::Value,
 }
 
 /// One answer of a broadcast with acks: the socket (when it is on this server) and its ack.
@@ -106,8 +116,14 @@ pub trait LocalNamespace: Send + Sync + 'static {
     ) -> usize;
     /// Describes the local sockets selected.
     fn socket_infos(&self, opts: &BroadcastOptions) -> Vec<SocketInfo>;
-    /// Disconnects the local sockets selected.
-    fn disconnect(&self, opts: &BroadcastOptions);
+    /// Disconnects the local sockets selected; with `close`, their whole connection.
+    fn disconnect(&self, opts: &BroadcastOptions, close: bool);
+    /// Makes the local sockets selected join (`join`) or leave rooms.
+    fn rooms_op(&self, opts: &BroadcastOptions, rooms: &[Room], join: bool);
+    /// The local rooms (socket-id rooms excluded).
+    fn rooms(&self) -> Vec<Room>;
+    /// Runs this server's handler of a server-side event; returns its answer, if any.
+    fn server_event(&self, event: &str, args: &[serde_json::Value]) -> Option<serde_json::Value>;
 }
 
 /// Keeps room membership for one namespace, finds the sockets a broadcast reaches, and
@@ -218,11 +234,25 @@ pub trait Adapter: Send + Sync + 'static {
         &'a self,
         ns: &'a dyn LocalNamespace,
         opts: BroadcastOptions,
+        close: bool,
     ) -> BoxFuture<'a, Result<(), AdapterError>> {
         Box::pin(async move {
-            ns.disconnect(&opts);
+            ns.disconnect(&opts, close);
             Ok(())
         })
+    }
+
+    /// Emits a server-side event to the other servers of the cluster (never to clients);
+    /// with `timeout`, collects one answer per other server. Alone, there is nobody to tell.
+    fn server_side_emit<'a>(
+        &'a self,
+        ns: &'a dyn LocalNamespace,
+        event: String,
+        args: Vec<serde_json::Value>,
+        timeout: Option<Duration>,
+    ) -> BoxFuture<'a, Result<Vec<serde_json::Value>, AdapterError>> {
+        let _ = (ns, event, args, timeout);
+        Box::pin(async { Ok(Vec::new()) })
     }
 
     /// Every room of the namespace, cluster-wide.

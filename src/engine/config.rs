@@ -57,6 +57,10 @@ pub struct EngineConfig {
     /// Optional hook that can refuse a handshake or upgrade (check `Origin` here: CORS headers
     /// do not protect WebSocket upgrades). Default none.
     pub allow_request: Option<AllowRequest>,
+    /// Whether clients speaking Engine.IO v3 (`EIO=3`, as `socket.io-client` 2.x does) are
+    /// accepted, as the reference server's `allowEIO3`. Off by default: such a handshake is
+    /// refused with code 5. See [`EngineProtocol`](super::EngineProtocol) for what changes.
+    pub allow_eio3: bool,
 }
 
 impl fmt::Debug for EngineConfig {
@@ -72,6 +76,7 @@ impl fmt::Debug for EngineConfig {
             .field("max_buffered_packets", &self.max_buffered_packets)
             .field("ws_read_buffer_size", &self.ws_read_buffer_size)
             .field("allow_request", &self.allow_request.is_some())
+            .field("allow_eio3", &self.allow_eio3)
             .finish()
     }
 }
@@ -89,6 +94,7 @@ impl Default for EngineConfig {
             max_buffered_packets: 256,
             ws_read_buffer_size: 4096,
             allow_request: None,
+            allow_eio3: false,
         }
     }
 }
@@ -156,6 +162,12 @@ impl EngineConfigBuilder {
         F: Fn(&Parts) -> Result<(), String> + Send + Sync + 'static,
     {
         self.0.allow_request = Some(Arc::new(f));
+        self
+    }
+    /// Accepts Engine.IO v3 clients (`socket.io-client` 2.x) besides v4 ones, as the reference
+    /// server's `allowEIO3`. Default false.
+    pub fn allow_eio3(mut self, allow: bool) -> Self {
+        self.0.allow_eio3 = allow;
         self
     }
     /// Finishes the configuration.

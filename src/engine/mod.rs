@@ -1,4 +1,5 @@
-//! Engine.IO v4: the transport layer under Socket.IO, usable on its own.
+//! Engine.IO v4 (and v3 with [`EngineConfig::allow_eio3`]): the transport layer under
+//! Socket.IO, usable on its own.
 //!
 //! [`EngineLayer`] mounts an [`Engine`] in a tower stack. It answers requests under its path
 //! (default `/engine.io/`) with long-polling, WebSocket and the upgrade between them, and passes
@@ -19,6 +20,7 @@ mod server;
 mod service;
 mod session;
 mod sid;
+mod v3;
 mod ws;
 
 pub use body::ResponseBody;
@@ -29,5 +31,5 @@ pub use handler::{EngineHandler, Gate};
 pub use packet::{DecodeError, Frame, Message, MessageBuf, Str};
 pub use server::Engine;
 pub use service::{EngineLayer, EngineService, NotFound, ResponseFuture};
-pub use session::{CloseReason, SendError, Session, TransportKind};
+pub use session::{CloseReason, EngineProtocol, SendError, Session, TransportKind};
 pub use sid::{InvalidSid, Sid};

@@ -51,6 +51,9 @@ pub enum DecodeError {
     /// Text that is not UTF-8.
     #[error("invalid UTF-8")]
     Utf8,
+    /// A polling payload whose packet lengths do not add up (Engine.IO v3 framing).
+    #[error("malformed payload framing")]
+    Framing,
 }
 
 /// Decodes one text packet (`4hello`, `2probe`, `3`, ...).
@@ -163,6 +166,7 @@ impl Frame {
 }
 
 pub(crate) const PING: Frame = Frame::control("2");
+pub(crate) const PONG: Frame = Frame::control("3");
 pub(crate) const PONG_PROBE: Frame = Frame::control("3probe");
 pub(crate) const NOOP: Frame = Frame::control("6");
 pub(crate) const CLOSE: Frame = Frame::control("1");

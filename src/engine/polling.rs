@@ -8,8 +8,10 @@ use http::{HeaderValue, Request, Response, header};
 use http_body::Body;
 use http_body_util::{BodyExt, Full};
 
-use super::packet::{CLOSE, Incoming, SEPARATOR, decode_payload};
-use super::{CloseReason, Engine, EngineConfig, EngineError, EngineHandler, Session};
+use super::packet::{CLOSE, Incoming, PONG, SEPARATOR, decode_payload};
+use super::{
+    CloseReason, Engine, EngineConfig, EngineError, EngineHandler, EngineProtocol, Session, v3,
+};
 
 /// Marks a polling request as in flight; if the request is dropped before it finishes (the
 /// client went away), the session closes.
@@ -73,25 +75,59 @@ pub(crate) async fn get<D>(
         }
         ready.await;
     };
-    let (frames, closed) = frames;
-    let mut body = BytesMut::new();
-    for (i, f) in frames.iter().enumerate() {
-        if i > 0 {
-            body.extend_from_slice(&[SEPARATOR]);
-        }
-        f.write_polling(&mut body);
-    }
+    let (mut frames, closed) = frames;
     // The close packet goes alone, in a response after the last frames: clients handle a
     // close at once but the packets before it a tick later, so sharing a response would
     // let the close overtake them (a DISCONNECT would read as a lost transport).
-    if closed && frames.is_empty() && session.buffered() == 0 {
-        CLOSE.write_polling(&mut body);
+    let close = closed && frames.is_empty() && session.buffered() == 0;
+    if close {
+        frames.push(CLOSE);
+    }
+    let mut body = BytesMut::new();
+    let mut binary = false;
+    match session.protocol() {
+        EngineProtocol::V4 => {
+            for (i, f) in frames.iter().enumerate() {
+                if i > 0 {
+                    body.extend_from_slice(&[SEPARATOR]);
+                }
+                f.write_polling(&mut body);
+            }
+        }
+        EngineProtocol::V3 if !session.polling_b64() && v3::has_binary(&frames) => {
+            v3::write_binary_payload(&frames, &mut body);
+            binary = true;
+        }
+        EngineProtocol::V3 => v3::write_text_payload(&frames, &mut body),
+    }
+    if close {
         session.close_sent.store(true, Ordering::Release);
         session.signal.notify_one();
     }
     guard.done = true;
     drop(guard);
+    if binary {
+        let mut res = Response::new(Full::new(body.freeze()));
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        return res;
+    }
     text_response(body.freeze())
+}
+
+/// Decodes a POST body as the session's protocol frames it.
+fn decode_body<D>(
+    session: &Session<D>,
+    body: Bytes,
+    binary: bool,
+) -> Result<Vec<Incoming>, super::DecodeError> {
+    match session.protocol() {
+        EngineProtocol::V4 => decode_payload(body),
+        EngineProtocol::V3 if binary => v3::decode_binary_payload(body),
+        EngineProtocol::V3 => v3::decode_text_payload(body),
+    }
 }
 
 /// A POST: reads the body within `max_payload` and hands each packet to the handler in order.
@@ -116,7 +152,8 @@ where
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/octet-stream"));
-    if binary_type {
+    let v3 = session.protocol() == EngineProtocol::V3;
+    if binary_type && !v3 {
         // Engine.IO v4 sends binary as base64 text; a binary body is not a v4 client.
         tracing::debug!(sid = %session.id(), "binary polling body refused");
         guard.done = true;
@@ -153,7 +190,7 @@ where
             return fail(CloseReason::TransportError, EngineError::BadRequest);
         }
     };
-    let packets = match decode_payload(body) {
+    let packets = match decode_body(&session, body, binary_type) {
         Ok(p) => p,
         Err(e) => {
             tracing::debug!(sid = %session.id(), error = %e, "bad polling payload");
@@ -172,9 +209,17 @@ where
                     gate.await;
                 }
             }
-            Incoming::Pong { probe: false } => {
+            Incoming::Pong { probe: false } if !v3 => {
                 session.pong.store(true, Ordering::Release);
                 session.signal.notify_one();
+            }
+            Incoming::Ping { probe: false } if v3 => {
+                session.send_control(PONG);
+                session.pong.store(true, Ordering::Release);
+                session.signal.notify_one();
+            }
+            Incoming::Pong { probe: false } => {
+                tracing::debug!(sid = %session.id(), "pong from an Engine.IO v3 client, ignored");
             }
             Incoming::Close => session.close(CloseReason::ClientClose),
             Incoming::Noop => {}

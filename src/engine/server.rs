@@ -12,7 +12,8 @@ use tokio::time::{Instant, sleep_until};
 use super::packet::PING;
 use super::ws::WsStream;
 use super::{
-    CloseReason, EngineConfig, EngineError, EngineHandler, Session, Sid, TransportKind, polling, ws,
+    CloseReason, EngineConfig, EngineError, EngineHandler, EngineProtocol, Session, Sid,
+    TransportKind, polling, ws,
 };
 
 /// What a request asks for, read from its query string.
@@ -21,6 +22,8 @@ pub(crate) struct Query<'a> {
     pub eio: Option<&'a str>,
     pub transport: Option<&'a str>,
     pub sid: Option<&'a str>,
+    /// v3: the client wants binary as base64 text.
+    pub b64: Option<&'a str>,
 }
 
 impl<'a> Query<'a> {
@@ -32,10 +35,16 @@ impl<'a> Query<'a> {
                 "EIO" => out.eio = Some(v),
                 "transport" => out.transport = Some(v),
                 "sid" => out.sid = Some(v),
+                "b64" => out.b64 = Some(v),
                 _ => {}
             }
         }
         out
+    }
+
+    /// Whether `b64` is set (the reference server tests it for truthiness).
+    pub(crate) fn b64(&self) -> bool {
+        self.b64.is_some_and(|v| !v.is_empty())
     }
 }
 
@@ -144,16 +153,21 @@ impl<H: EngineHandler> Engine<H> {
             if req.method() != Method::GET {
                 return Err(EngineError::BadHandshakeMethod);
             }
-            if q.eio != Some("4") {
-                return Err(EngineError::UnsupportedProtocolVersion);
-            }
+            let protocol = match q.eio {
+                Some("4") => EngineProtocol::V4,
+                Some("3") if self.config.allow_eio3 => EngineProtocol::V3,
+                _ => return Err(EngineError::UnsupportedProtocolVersion),
+            };
+            let b64 = q.b64();
             if transport == TransportKind::WebSocket && !upgrade {
                 return Err(EngineError::BadRequest);
             }
             self.check_allowed(&req)?;
             return match transport {
-                TransportKind::Polling => Ok(self.open_polling(req)),
-                TransportKind::WebSocket => ws::accept(req, self.clone(), ws::Accepted::Open),
+                TransportKind::Polling => Ok(self.open_polling(req, protocol, b64)),
+                TransportKind::WebSocket => {
+                    ws::accept(req, self.clone(), ws::Accepted::Open { protocol, b64 })
+                }
             };
         };
         let session = Sid::parse(sid)
@@ -169,7 +183,8 @@ impl<H: EngineHandler> Engine<H> {
                         .upgrading
                         .swap(true, std::sync::atomic::Ordering::AcqRel);
                 if upgradable {
-                    ws::accept(req, self.clone(), ws::Accepted::Upgrade(session))
+                    let b64 = q.b64();
+                    ws::accept(req, self.clone(), ws::Accepted::Upgrade(session, b64))
                 } else {
                     // The reference server completes the handshake and then closes: some
                     // clients treat a plain 400 here as fatal for the whole session.
@@ -202,19 +217,37 @@ impl<H: EngineHandler> Engine<H> {
         hook(&parts).map_err(EngineError::Forbidden)
     }
 
-    fn open_polling<B>(self: &Arc<Self>, req: Request<B>) -> Response<Full<Bytes>> {
+    fn open_polling<B>(
+        self: &Arc<Self>,
+        req: Request<B>,
+        protocol: EngineProtocol,
+        b64: bool,
+    ) -> Response<Full<Bytes>> {
         let (parts, _body) = req.into_parts();
-        let session = self.register(parts, TransportKind::Polling);
-        let open = self.open_packet(session.id(), true);
+        let session = self.register(parts, TransportKind::Polling, protocol, b64);
+        let open = self.open_packet(session.id(), true, protocol);
         tokio::spawn(self.clone().run_session(session.clone(), None));
         self.handler.on_open(&session);
-        polling::text_response(Bytes::from(open))
+        let body = match protocol {
+            EngineProtocol::V4 => Bytes::from(open),
+            EngineProtocol::V3 => {
+                let mut out = bytes::BytesMut::new();
+                super::v3::write_text_payload(
+                    &[super::Frame::Text(super::Str::from(open))],
+                    &mut out,
+                );
+                out.freeze()
+            }
+        };
+        polling::text_response(body)
     }
 
     pub(crate) fn register(
         &self,
         parts: http::request::Parts,
         transport: TransportKind,
+        protocol: EngineProtocol,
+        b64: bool,
     ) -> Arc<Session<H::Data>> {
         let session = Arc::new(Session::new(
             Sid::new(),
@@ -222,13 +255,16 @@ impl<H: EngineHandler> Engine<H> {
             parts,
             transport,
             self.config.max_buffered_packets,
+            protocol,
+            b64,
         ));
         self.lock().insert(session.id(), session.clone());
-        tracing::debug!(sid = %session.id(), transport = transport.as_str(), "engine session opened");
+        tracing::debug!(sid = %session.id(), transport = transport.as_str(), ?protocol, "engine session opened");
         session
     }
 
-    pub(crate) fn open_packet(&self, sid: Sid, polling: bool) -> String {
+    /// The open packet; v3 has no `maxPayload`.
+    pub(crate) fn open_packet(&self, sid: Sid, polling: bool, protocol: EngineProtocol) -> String {
         let upgrades: &[&str] =
             if polling && self.config.allow_upgrades && self.config.transports.websocket {
                 &["websocket"]
@@ -242,14 +278,15 @@ impl<H: EngineHandler> Engine<H> {
             upgrades: &'a [&'a str],
             ping_interval: u128,
             ping_timeout: u128,
-            max_payload: usize,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            max_payload: Option<usize>,
         }
         let open = Open {
             sid: sid.as_str(),
             upgrades,
             ping_interval: self.config.ping_interval.as_millis(),
             ping_timeout: self.config.ping_timeout.as_millis(),
-            max_payload: self.config.max_payload,
+            max_payload: (protocol == EngineProtocol::V4).then_some(self.config.max_payload),
         };
         let json = serde_json::to_string(&open).expect("open packet serializes"); // ok: plain struct
         format!("0{json}")
@@ -261,7 +298,7 @@ impl<H: EngineHandler> Engine<H> {
         session: Arc<Session<H::Data>>,
         mut socket: Option<WsStream>,
     ) {
-        let mut hb = Heartbeat::new(&self.config);
+        let mut hb = Heartbeat::new(&self.config, session.protocol());
         let reason = loop {
             if let Some(stream) = socket.take() {
                 break ws::run(&self, &session, stream, &mut hb).await;
@@ -330,28 +367,45 @@ async fn idle_polling<D>(
     }
 }
 
-/// Server-initiated heartbeat: a ping every `ping_interval`, the first one an interval after
-/// the handshake, and a close when no pong comes within `ping_timeout` of a ping being queued.
+/// The heartbeat of a session.
+///
+/// v4, server-initiated: a ping every `ping_interval`, the first one an interval after the
+/// handshake, and a close when no pong comes within `ping_timeout` of a ping being queued.
+///
+/// v3, client-initiated: the client pings every `ping_interval` and the server answers each
+/// ping with a pong (where the ping is read); the session closes when no ping comes within
+/// `ping_interval + ping_timeout` of the handshake or of the last ping.
 #[derive(Debug)]
 pub(crate) struct Heartbeat {
     pub deadline: Instant,
     awaiting_pong: bool,
+    client_pings: bool,
     interval: std::time::Duration,
     timeout: std::time::Duration,
 }
 
 impl Heartbeat {
-    fn new(config: &EngineConfig) -> Self {
+    fn new(config: &EngineConfig, protocol: EngineProtocol) -> Self {
+        let client_pings = protocol == EngineProtocol::V3;
+        let first = if client_pings {
+            config.ping_interval + config.ping_timeout
+        } else {
+            config.ping_interval
+        };
         Self {
-            deadline: Instant::now() + config.ping_interval,
+            deadline: Instant::now() + first,
             awaiting_pong: false,
+            client_pings,
             interval: config.ping_interval,
             timeout: config.ping_timeout,
         }
     }
 
+    /// The client's side of the heartbeat arrived: a pong (v4) or a ping (v3).
     pub(crate) fn on_pong(&mut self) {
-        if self.awaiting_pong {
+        if self.client_pings {
+            self.deadline = Instant::now() + self.interval + self.timeout;
+        } else if self.awaiting_pong {
             self.awaiting_pong = false;
             self.deadline = Instant::now() + self.interval;
         }
@@ -359,7 +413,7 @@ impl Heartbeat {
 
     /// The deadline passed: ping, or give up if the last ping went unanswered.
     pub(crate) fn on_timer<D>(&mut self, session: &Session<D>) -> Result<(), CloseReason> {
-        if self.awaiting_pong {
+        if self.awaiting_pong || self.client_pings {
             return Err(CloseReason::PingTimeout);
         }
         session.send_control(PING);

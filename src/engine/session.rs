@@ -34,6 +34,18 @@ impl TransportKind {
     }
 }
 
+/// The Engine.IO protocol revision a session speaks, from the `EIO` query parameter of its
+/// handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EngineProtocol {
+    /// Engine.IO v3 (`socket.io-client` 2.x), accepted only with
+    /// [`EngineConfig::allow_eio3`](super::EngineConfig::allow_eio3): the client pings and the
+    /// server answers, polling payloads are length-prefixed, binary frames carry a type byte.
+    V3,
+    /// Engine.IO v4, the current revision.
+    V4,
+}
+
 /// Why a session closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
@@ -99,7 +111,14 @@ pub struct Session<D> {
     pub(crate) upgrading: AtomicBool,
     pub(crate) get_busy: AtomicBool,
     pub(crate) post_busy: AtomicBool,
+    /// A heartbeat arrived over polling for the session task to account: a pong (v4) or a
+    /// ping (v3).
     pub(crate) pong: AtomicBool,
+    protocol: EngineProtocol,
+    /// v3: the client asked for binary as base64 at the handshake (`b64=1`): what polling uses.
+    polling_b64: bool,
+    /// v3: the same for the WebSocket the session runs on (set from its own request).
+    ws_b64: AtomicBool,
     /// A polling GET has carried the close packet to the client.
     pub(crate) close_sent: AtomicBool,
     close_reason: AtomicU8,
@@ -129,6 +148,8 @@ impl<D> Session<D> {
         parts: Parts,
         transport: TransportKind,
         max_buffered: usize,
+        protocol: EngineProtocol,
+        b64: bool,
     ) -> Self {
         Self {
             id,
@@ -143,6 +164,9 @@ impl<D> Session<D> {
             get_busy: AtomicBool::new(false),
             post_busy: AtomicBool::new(false),
             pong: AtomicBool::new(false),
+            protocol,
+            polling_b64: b64,
+            ws_b64: AtomicBool::new(b64),
             close_sent: AtomicBool::new(false),
             close_reason: AtomicU8::new(0),
             outbox: Mutex::new(VecDeque::new()),
@@ -162,6 +186,25 @@ impl<D> Session<D> {
     /// axum's `ConnectInfo`).
     pub fn request_parts(&self) -> &Parts {
         &self.parts
+    }
+
+    /// The Engine.IO protocol revision the client speaks.
+    pub fn protocol(&self) -> EngineProtocol {
+        self.protocol
+    }
+
+    /// v3 only: whether binary must go as base64 text over polling.
+    pub(crate) fn polling_b64(&self) -> bool {
+        self.polling_b64
+    }
+
+    /// v3 only: whether binary must go as base64 text over the session's WebSocket.
+    pub(crate) fn ws_b64(&self) -> bool {
+        self.ws_b64.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_ws_b64(&self, b64: bool) {
+        self.ws_b64.store(b64, Ordering::Release);
     }
 
     /// When the session was opened.
@@ -254,11 +297,16 @@ impl<D> Session<D> {
 
     /// Takes queued frames up to `max_bytes` of polling payload (always at least one).
     pub(crate) fn drain_polling(&self, max_bytes: usize) -> Vec<Frame> {
+        let v3 = self.protocol == EngineProtocol::V3;
         let mut q = self.lock_outbox();
         let mut total = 0;
         let mut out = Vec::new();
         while let Some(f) = q.front() {
-            let len = f.polling_len() + usize::from(!out.is_empty());
+            let len = if v3 {
+                super::v3::polling_len(f)
+            } else {
+                f.polling_len() + usize::from(!out.is_empty())
+            };
             if !out.is_empty() && total + len > max_bytes {
                 break;
             }

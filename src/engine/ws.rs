@@ -16,9 +16,12 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
 
 use super::handler::Gate;
-use super::packet::{Frame, Incoming, NOOP, PONG_PROBE, decode_text};
+use super::packet::{DecodeError, Frame, Incoming, NOOP, PONG, PONG_PROBE, Str, decode_text};
 use super::server::{Heartbeat, header_has_token};
-use super::{CloseReason, Engine, EngineError, EngineHandler, Message, Session, TransportKind};
+use super::{
+    CloseReason, Engine, EngineError, EngineHandler, EngineProtocol, Message, Session,
+    TransportKind, v3,
+};
 
 /// A server-side WebSocket over an upgraded hyper connection.
 pub(crate) type WsStream = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
@@ -29,10 +32,11 @@ const MAX_HELD: usize = 1024;
 
 /// What to do once the WebSocket handshake completes.
 pub(crate) enum Accepted<D> {
-    /// A new session directly on WebSocket.
-    Open,
-    /// Probe and upgrade this polling session.
-    Upgrade(Arc<Session<D>>),
+    /// A new session directly on WebSocket, with its protocol and (v3) whether the client
+    /// wants binary as base64.
+    Open { protocol: EngineProtocol, b64: bool },
+    /// Probe and upgrade this polling session; (v3) whether this WebSocket wants base64.
+    Upgrade(Arc<Session<D>>, bool),
     /// Complete the handshake, then close: the sid is not upgradable.
     Refuse,
 }
@@ -86,7 +90,7 @@ where
             Ok(u) => u,
             Err(e) => {
                 tracing::debug!(error = %e, "websocket upgrade failed");
-                if let Accepted::Upgrade(s) = &then {
+                if let Accepted::Upgrade(s, _) = &then {
                     s.upgrading.store(false, Ordering::Release);
                 }
                 return;
@@ -96,13 +100,15 @@ where
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
                 .await;
         match then {
-            Accepted::Open => {
-                let session = engine.register(parts, TransportKind::WebSocket);
-                session.send_control(Frame::Text(engine.open_packet(session.id(), false).into()));
+            Accepted::Open { protocol, b64 } => {
+                let session = engine.register(parts, TransportKind::WebSocket, protocol, b64);
+                session.send_control(Frame::Text(
+                    engine.open_packet(session.id(), false, protocol).into(),
+                ));
                 engine.handler().on_open(&session);
                 engine.run_session(session, Some(stream)).await;
             }
-            Accepted::Upgrade(session) => probe(&engine, session, stream).await,
+            Accepted::Upgrade(session, b64) => probe(&engine, session, stream, b64).await,
             Accepted::Refuse => {
                 let mut stream = stream;
                 let _ = stream.close(None).await;
@@ -124,6 +130,7 @@ async fn probe<H: EngineHandler>(
     engine: &Arc<Engine<H>>,
     session: Arc<Session<H::Data>>,
     mut stream: WsStream,
+    b64: bool,
 ) {
     let sid = session.id();
     let outcome = timeout(engine.config().upgrade_timeout, async {
@@ -136,7 +143,11 @@ async fn probe<H: EngineHandler>(
             };
             match decode_text(text) {
                 Ok(Incoming::Ping { probe: true }) if !probed => {
-                    if stream.send(frame_to_ws(PONG_PROBE)).await.is_err() {
+                    if stream
+                        .send(frame_to_ws(PONG_PROBE, WsFraming::V4))
+                        .await
+                        .is_err()
+                    {
                         return false;
                     }
                     session.send_control(NOOP);
@@ -154,6 +165,7 @@ async fn probe<H: EngineHandler>(
     .await;
     if outcome == Ok(true) && !session.is_closed() {
         // The switch is visible to every request from here on: a GET that follows `5` sees it.
+        session.set_ws_b64(b64);
         session.set_websocket();
         *session.handoff.lock().unwrap_or_else(|e| e.into_inner()) = Some(stream);
         session.upgrading.store(false, Ordering::Release);
@@ -166,10 +178,46 @@ async fn probe<H: EngineHandler>(
     }
 }
 
-fn frame_to_ws(frame: Frame) -> WsMessage {
-    match frame {
-        Frame::Text(s) => WsMessage::Text(s),
-        Frame::Binary(b) => WsMessage::Binary(b),
+/// How frames go on one WebSocket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WsFraming {
+    /// Engine.IO v4: binary frames carry the message bytes alone.
+    V4,
+    /// Engine.IO v3: binary frames start with the packet type byte `4`.
+    V3,
+    /// Engine.IO v3 for a client that asked for base64: binary as `b4<base64>` text.
+    V3Base64,
+}
+
+impl WsFraming {
+    fn of<D>(session: &Session<D>) -> Self {
+        match session.protocol() {
+            EngineProtocol::V4 => Self::V4,
+            EngineProtocol::V3 if session.ws_b64() => Self::V3Base64,
+            EngineProtocol::V3 => Self::V3,
+        }
+    }
+
+    /// Decodes a data message; `None` for control messages.
+    fn decode(self, msg: WsMessage) -> Option<Result<Incoming, DecodeError>> {
+        Some(match (msg, self) {
+            (WsMessage::Text(t), Self::V4) => decode_text(t),
+            (WsMessage::Text(t), _) => v3::decode_text_packet(t),
+            (WsMessage::Binary(b), Self::V4) => Ok(Incoming::Message(Message::Binary(b))),
+            (WsMessage::Binary(b), _) => v3::decode_binary_packet(b),
+            _ => return None,
+        })
+    }
+}
+
+fn frame_to_ws(frame: Frame, framing: WsFraming) -> WsMessage {
+    match (frame, framing) {
+        (Frame::Text(s), _) => WsMessage::Text(s),
+        (Frame::Binary(b), WsFraming::V4) => WsMessage::Binary(b),
+        (Frame::Binary(b), WsFraming::V3) => WsMessage::Binary(v3::binary_message(&b)),
+        (Frame::Binary(b), WsFraming::V3Base64) => {
+            WsMessage::Text(Str::from(v3::base64_message(&b)))
+        }
     }
 }
 
@@ -190,13 +238,14 @@ async fn write_batch<D>(
     session: &Session<D>,
     stream: &mut WsStream,
     batch: &mut VecDeque<Frame>,
+    framing: WsFraming,
 ) -> Result<(), tungstenite::Error> {
     session.drain_all(batch);
     if batch.is_empty() {
         return Ok(());
     }
     for frame in batch.drain(..) {
-        stream.feed(frame_to_ws(frame)).await?;
+        stream.feed(frame_to_ws(frame, framing)).await?;
     }
     stream.flush().await
 }
@@ -211,12 +260,13 @@ pub(crate) async fn run<H: EngineHandler>(
     let mut batch = VecDeque::new();
     let mut gate: Option<Gate> = None;
     let mut held: VecDeque<Message> = VecDeque::new();
+    let framing = WsFraming::of(session);
     let reason = loop {
         if let Some(reason) = session.close_reason() {
             if reason == CloseReason::ServerClose {
                 let _ = tokio::time::timeout(
                     CLOSE_GRACE,
-                    write_batch(session, &mut stream, &mut batch),
+                    write_batch(session, &mut stream, &mut batch, framing),
                 )
                 .await;
             }
@@ -237,7 +287,7 @@ pub(crate) async fn run<H: EngineHandler>(
                 // A peer that stops reading blocks this write: the session must still close
                 // (by policy or by heartbeat) instead of waiting on it forever.
                 let outcome = tokio::select! {
-                    r = write_batch(session, &mut stream, &mut batch) => r.err().map(|e| {
+                    r = write_batch(session, &mut stream, &mut batch, framing) => r.err().map(|e| {
                         tracing::debug!(sid = %session.id(), error = %e, "websocket write failed");
                         close_reason_of(&e)
                     }),
@@ -263,17 +313,16 @@ pub(crate) async fn run<H: EngineHandler>(
                     }
                     Some(Ok(m)) => m,
                 };
-                let incoming = match msg {
-                    WsMessage::Text(t) => match decode_text(t) {
-                        Ok(p) => p,
-                        Err(e) => {
-                            tracing::debug!(sid = %session.id(), error = %e, "bad engine.io packet");
-                            break CloseReason::TransportError;
-                        }
-                    },
-                    WsMessage::Binary(b) => Incoming::Message(Message::Binary(b)),
-                    WsMessage::Close(_) => break CloseReason::TransportClose,
-                    WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_) => continue,
+                if matches!(msg, WsMessage::Close(_)) {
+                    break CloseReason::TransportClose;
+                }
+                let incoming = match framing.decode(msg) {
+                    Some(Ok(p)) => p,
+                    Some(Err(e)) => {
+                        tracing::debug!(sid = %session.id(), error = %e, "bad engine.io packet");
+                        break CloseReason::TransportError;
+                    }
+                    None => continue,
                 };
                 match incoming {
                     Incoming::Message(m) if gate.is_some() => {
@@ -284,7 +333,11 @@ pub(crate) async fn run<H: EngineHandler>(
                         held.push_back(m);
                     }
                     Incoming::Message(m) => gate = engine.handler().on_message(session, m),
-                    Incoming::Pong { probe: false } => hb.on_pong(),
+                    Incoming::Pong { probe: false } if framing == WsFraming::V4 => hb.on_pong(),
+                    Incoming::Ping { probe: false } if framing != WsFraming::V4 => {
+                        session.send_control(PONG);
+                        hb.on_pong();
+                    }
                     Incoming::Close => break CloseReason::ClientClose,
                     other => {
                         tracing::trace!(sid = %session.id(), packet = ?other, "ignored packet on websocket");

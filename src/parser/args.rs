@@ -55,6 +55,37 @@ impl Args {
         }
     }
 
+    /// The arguments of a serialized event, as a handler would receive them.
+    #[cfg(feature = "redis")]
+    pub(crate) fn from_packet(p: &super::EventPacket) -> Self {
+        match &p.payload {
+            super::Payload::Json { args, attachments } => {
+                let text = format!("[{args}]");
+                let ranges = serde_json::from_str::<Vec<&serde_json::value::RawValue>>(&text)
+                    .map(|items| {
+                        let base = text.as_ptr() as usize;
+                        items
+                            .iter()
+                            .map(|r| {
+                                let start = r.get().as_ptr() as usize - base;
+                                (start as u32, (start + r.get().len()) as u32)
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Self {
+                    repr: Repr::Json {
+                        text: Str::from(text),
+                        ranges,
+                    },
+                    attachments: attachments.clone(),
+                }
+            }
+            #[cfg(feature = "msgpack")]
+            super::Payload::MsgPack { .. } => Self::msgpack(p.args_values().unwrap_or_default()),
+        }
+    }
+
     pub(crate) fn push_attachment(&mut self, data: Bytes) {
         self.attachments.push(data);
     }

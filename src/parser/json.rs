@@ -1,6 +1,9 @@
 //! The JSON wire format of Socket.IO (the reference implementation's default parser).
 //!
 //! `<type>[<attachments>-][<namespace>,][<ack id>][<JSON payload>]`
+//!
+//! Protocol v4 (`socket.io-client` 2.x) differs only around connecting; see
+//! [`SocketIoProtocol`].
 
 use std::io::Write as _;
 
@@ -10,7 +13,8 @@ use serde_json::value::RawValue;
 
 use super::binary::{check_placeholders, collect_attachments};
 use super::{
-    Args, Body, DecodeLimits, EncodeError, Encoded, Packet, PacketKind, ParseError, RESERVED_EVENTS,
+    Args, Body, DecodeLimits, EncodeError, Encoded, Packet, PacketKind, ParseError,
+    RESERVED_EVENTS, SocketIoProtocol, query_to_auth,
 };
 use crate::engine::{Frame, MessageBuf, Str};
 
@@ -22,7 +26,11 @@ fn slice(text: &Str, a: usize, b: usize) -> Result<Str, ParseError> {
 }
 
 /// Decodes one text packet; returns it with the number of attachments it still awaits.
-pub(super) fn decode(text: Str, limits: &DecodeLimits) -> Result<(Packet, usize), ParseError> {
+pub(super) fn decode(
+    text: Str,
+    limits: &DecodeLimits,
+    protocol: SocketIoProtocol,
+) -> Result<(Packet, usize), ParseError> {
     let s = text.as_str();
     let b = s.as_bytes();
     let kind = b
@@ -48,11 +56,23 @@ pub(super) fn decode(text: Str, limits: &DecodeLimits) -> Result<(Packet, usize)
         }
         i += 1;
     }
+    // v4: a query after the namespace name (`/admin?token=x`) is the CONNECT's auth.
+    let mut query = None;
     let ns = if b.get(i) == Some(&b'/') {
         let start = i;
         let end = s[i..].find(',').map_or(b.len(), |p| i + p);
         i = (end + 1).min(b.len());
-        slice(&text, start, end)?
+        let name_end = match protocol {
+            SocketIoProtocol::V4 => match s[start..end].find('?') {
+                Some(q) => {
+                    query = Some(&s[start + q + 1..end]);
+                    start + q
+                }
+                None => end,
+            },
+            SocketIoProtocol::V5 => end,
+        };
+        slice(&text, start, name_end)?
     } else {
         Str::from_static("/")
     };
@@ -74,6 +94,12 @@ pub(super) fn decode(text: Str, limits: &DecodeLimits) -> Result<(Packet, usize)
     };
     let payload = &s[i..];
     let body = match kind {
+        PacketKind::Connect if protocol == SocketIoProtocol::V4 => {
+            if !payload.is_empty() {
+                tracing::debug!("payload of a v4 CONNECT ignored");
+            }
+            Body::Connect(Some(Str::from(query_to_auth(query.unwrap_or(""), &[]))))
+        }
         PacketKind::Connect => {
             if payload.is_empty() {
                 Body::Connect(None)
@@ -181,6 +207,27 @@ pub(super) fn encode_connect_error(
     }
     let mut buf = header(b'4', ns, 32 + message.len());
     let _ = serde_json::to_writer(&mut buf, &Err { message, data });
+    finish(buf)
+}
+
+/// v4 CONNECT reply: no payload.
+pub(super) fn encode_connect_v4(ns: &str) -> Encoded {
+    finish(header(b'0', ns, 0))
+}
+
+/// v4 ERROR: the refusal's data, or its message.
+pub(super) fn encode_error_v4(
+    ns: &str,
+    message: &str,
+    data: Option<&serde_json::Value>,
+) -> Encoded {
+    let mut buf = header(b'4', ns, 8 + message.len());
+    match data.filter(|d| !d.is_null()) {
+        Some(d) => {
+            let _ = serde_json::to_writer(&mut buf, d);
+        }
+        None => push_json_str(&mut buf, message),
+    }
     finish(buf)
 }
 
@@ -296,7 +343,11 @@ mod tests {
     };
 
     fn dec(s: &str) -> Result<(Packet, usize), ParseError> {
-        decode(Str::from(s), &LIMITS)
+        decode(Str::from(s), &LIMITS, SocketIoProtocol::V5)
+    }
+
+    fn dec4(s: &str) -> Result<(Packet, usize), ParseError> {
+        decode(Str::from(s), &LIMITS, SocketIoProtocol::V4)
     }
 
     fn text(e: &Encoded) -> &str {
@@ -395,6 +446,34 @@ mod tests {
         assert_eq!(
             text(&encode_connect_error("/x", "Invalid namespace", None)),
             r#"4/x,{"message":"Invalid namespace"}"#
+        );
+    }
+
+    #[test]
+    fn protocol_v4() {
+        let (p, _) = dec4("0/admin?token=a%20b&x=1,").unwrap();
+        assert_eq!(&*p.ns, "/admin");
+        assert!(
+            matches!(p.body, Body::Connect(Some(ref a)) if a.as_str() == r#"{"token":"a b","x":"1"}"#)
+        );
+        let (p, _) = dec4("0/admin,").unwrap();
+        assert_eq!(&*p.ns, "/admin");
+        assert!(matches!(p.body, Body::Connect(Some(ref a)) if a.as_str() == "{}"));
+        let (p, _) = dec4(r#"2/admin?x=1,3["ev",1]"#).unwrap();
+        assert_eq!((&*p.ns, p.id), ("/admin", Some(3)));
+        // v5 keeps the name as it is
+        let (p, _) = dec("0/admin?x=1,").unwrap();
+        assert_eq!(&*p.ns, "/admin?x=1");
+        assert_eq!(text(&encode_connect_v4("/")), "0");
+        assert_eq!(text(&encode_connect_v4("/admin")), "0/admin,");
+        assert_eq!(
+            text(&encode_error_v4("/", "not authorized", None)),
+            r#"4"not authorized""#
+        );
+        let data = serde_json::json!({"code": 7});
+        assert_eq!(
+            text(&encode_error_v4("/x", "no", Some(&data))),
+            r#"4/x,{"code":7}"#
         );
     }
 

@@ -11,6 +11,9 @@ mod binary;
 mod json;
 #[cfg(feature = "msgpack")]
 mod msgpack;
+mod protocol;
+#[cfg(any(feature = "msgpack", feature = "redis"))]
+mod values;
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -19,6 +22,8 @@ use crate::engine::{Frame, Str};
 
 pub use args::Args;
 pub use binary::Binary;
+pub use protocol::SocketIoProtocol;
+pub(crate) use protocol::query_to_auth;
 
 /// The packet types of Socket.IO v5.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -136,6 +141,7 @@ pub struct DecodeLimits {
 #[derive(Debug)]
 pub struct Decoder {
     parser: Parser,
+    protocol: SocketIoProtocol,
     limits: DecodeLimits,
     partial: Option<Partial>,
 }
@@ -153,6 +159,12 @@ impl Decoder {
         Parser::Json.decoder(limits)
     }
 
+    /// This decoder for a client of the given protocol revision (v5 unless set).
+    pub fn with_protocol(mut self, protocol: SocketIoProtocol) -> Self {
+        self.protocol = protocol;
+        self
+    }
+
     /// Whether a binary packet is waiting for attachments.
     pub fn is_pending(&self) -> bool {
         self.partial.is_some()
@@ -163,7 +175,7 @@ impl Decoder {
         if self.partial.is_some() || self.parser != Parser::Json {
             return Err(ParseError::UnexpectedText);
         }
-        let (packet, expected) = json::decode(text, &self.limits)?;
+        let (packet, expected) = json::decode(text, &self.limits, self.protocol)?;
         if expected == 0 {
             return Ok(Some(packet));
         }
@@ -287,6 +299,7 @@ impl Parser {
     pub fn decoder(&self, limits: DecodeLimits) -> Decoder {
         Decoder {
             parser: *self,
+            protocol: SocketIoProtocol::V5,
             limits,
             partial: None,
         }
@@ -298,6 +311,35 @@ impl Parser {
             Parser::Json => json::encode_connect(ns, sid, pid),
             #[cfg(feature = "msgpack")]
             Parser::MsgPack => msgpack::encode_connect(ns, sid, pid),
+        }
+    }
+
+    /// CONNECT reply for a client of the given protocol revision: v4 has no payload.
+    pub fn connect_for(
+        &self,
+        protocol: SocketIoProtocol,
+        ns: &str,
+        sid: &str,
+        pid: Option<&str>,
+    ) -> Encoded {
+        match (protocol, self) {
+            (SocketIoProtocol::V4, Parser::Json) => json::encode_connect_v4(ns),
+            _ => self.connect(ns, sid, pid),
+        }
+    }
+
+    /// Connection refusal for a client of the given protocol revision: v4's ERROR packet
+    /// carries `data`, or `message` when there is no data.
+    pub fn connect_error_for(
+        &self,
+        protocol: SocketIoProtocol,
+        ns: &str,
+        message: &str,
+        data: Option<&serde_json::Value>,
+    ) -> Encoded {
+        match (protocol, self) {
+            (SocketIoProtocol::V4, Parser::Json) => json::encode_error_v4(ns, message, data),
+            _ => self.connect_error(ns, message, data),
         }
     }
 

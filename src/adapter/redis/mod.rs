@@ -1,0 +1,516 @@
+//! The Redis adapter (feature `redis`): many servers as one, wire-compatible with npm's
+//! `@socket.io/redis-adapter` v8 (classic pub/sub) and `@socket.io/redis-emitter` v5, so a
+//! Rust server can join a Node.js socket.io cluster and take what any emitter publishes.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use tower_socketio::SocketIo;
+//! use tower_socketio::adapter::redis::{RedisAdapterConfig, RedisLink};
+//!
+//! let link = RedisLink::connect("redis://127.0.0.1:6379", RedisAdapterConfig::default()).await?;
+//! let (layer, io) = SocketIo::builder().adapter(link.factory()).build_layer();
+//! io.ns("/", |_: tower_socketio::SocketRef| {});
+//! link.wait_subscribed().await; // before accepting clients
+//! # Ok(()) }
+//! ```
+//!
+//! One [`RedisLink`] per server holds one subscriber connection (Node counts the servers of a
+//! cluster by the subscribers of each request channel) and one publishing connection. Both
+//! reconnect by themselves after a Redis restart; meanwhile local sockets are served as
+//! usual, cluster operations fail with [`AdapterError::Link`] or time out with
+//! [`AdapterError::Timeout`], and the subscriptions are renewed on reconnection.
+//!
+//! Sharded pub/sub (`createShardedAdapter`) is a different protocol and is not spoken here.
+
+mod link;
+mod wire;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
+use rmpv::Value;
+use tokio::sync::mpsc;
+
+pub use link::RedisLink;
+
+use super::{
+    AckStream, Adapter, AdapterError, BoxFuture, BroadcastOptions, LocalAdapter, LocalNamespace,
+    Room, SocketInfo,
+};
+use crate::engine::Sid;
+use crate::parser::{Args, EventPacket};
+
+/// Settings of the Redis adapter.
+#[derive(Debug, Clone)]
+pub struct RedisAdapterConfig {
+    /// Prefix of every channel, as the Node adapter's `key`. Default `socket.io`.
+    pub key: String,
+    /// Time to wait for the other servers' answers. Default 5 s (as Node's
+    /// `requestsTimeout`).
+    pub requests_timeout: Duration,
+}
+
+impl Default for RedisAdapterConfig {
+    fn default() -> Self {
+        Self {
+            key: "socket.io".into(),
+            requests_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What the link keeps per namespace: ids, channels, pending requests and the namespace.
+struct NsState {
+    nsp: String,
+    uid: String,
+    channels: wire::Channels,
+    local: OnceLock<Weak<dyn LocalNamespace>>,
+    /// Requests waiting for answers, by request id.
+    pending: Mutex<HashMap<String, mpsc::UnboundedSender<Value>>>,
+}
+
+impl NsState {
+    fn local(&self) -> Option<Arc<dyn LocalNamespace>> {
+        self.local.get().and_then(Weak::upgrade)
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::UnboundedSender<Value>>> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A request id; removes its pending entry when dropped.
+struct Request<'a> {
+    ns: &'a NsState,
+    id: String,
+    rx: mpsc::UnboundedReceiver<Value>,
+    detached: bool,
+}
+
+impl<'a> Request<'a> {
+    fn new(ns: &'a NsState) -> Self {
+        let id = Sid::new().to_string();
+        let (tx, rx) = mpsc::unbounded_channel();
+        ns.pending().insert(id.clone(), tx);
+        Self {
+            ns,
+            id,
+            rx,
+            detached: false,
+        }
+    }
+
+    /// Hands the id and answers over to whoever keeps listening (and removes the entry).
+    fn detach(mut self) -> (String, mpsc::UnboundedReceiver<Value>) {
+        self.detached = true;
+        let (_, empty) = mpsc::unbounded_channel();
+        (
+            std::mem::take(&mut self.id),
+            std::mem::replace(&mut self.rx, empty),
+        )
+    }
+
+    /// Collects `n` answers, or fails with a timeout.
+    async fn collect(&mut self, n: usize, timeout: Duration) -> Result<Vec<Value>, AdapterError> {
+        let mut out = Vec::with_capacity(n);
+        let deadline = tokio::time::Instant::now() + timeout;
+        while out.len() < n {
+            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                Ok(Some(v)) => out.push(v),
+                Ok(None) | Err(_) => {
+                    tracing::warn!(ns = %self.ns.nsp, got = out.len(), expected = n, "cluster request timed out");
+                    return Err(AdapterError::Timeout);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Drop for Request<'_> {
+    fn drop(&mut self) {
+        if !self.detached {
+            self.ns.pending().remove(&self.id);
+        }
+    }
+}
+
+/// The adapter of one namespace: rooms in a [`LocalAdapter`], the rest over Redis.
+pub struct RedisAdapter {
+    local: LocalAdapter,
+    link: Arc<link::LinkInner>,
+    ns: Arc<NsState>,
+}
+
+impl std::fmt::Debug for RedisAdapter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisAdapter")
+            .field("nsp", &self.ns.nsp)
+            .field("uid", &self.ns.uid)
+            .finish_non_exhaustive()
+    }
+}
+
+fn link_err(e: impl std::fmt::Display) -> AdapterError {
+    AdapterError::Link(e.to_string())
+}
+
+impl RedisAdapter {
+    /// Servers other than this one, counted as Node counts them: subscribers of the
+    /// request channel.
+    async fn others(&self) -> Result<usize, AdapterError> {
+        Ok(self
+            .link
+            .numsub(&self.ns.channels.request)
+            .await?
+            .saturating_sub(1))
+    }
+
+    async fn publish_request(&self, body: serde_json::Value) -> Result<(), AdapterError> {
+        let bytes = serde_json::to_vec(&body).map_err(link_err)?;
+        self.link.publish(&self.ns.channels.request, bytes).await
+    }
+}
+
+impl Adapter for RedisAdapter {
+    fn init(&self, ns: Weak<dyn LocalNamespace>) {
+        let _ = self.ns.local.set(ns);
+        self.link.register(self.ns.clone());
+    }
+    fn add_socket(&self, sid: Sid) {
+        self.local.add_socket(sid);
+    }
+    fn join(&self, sid: Sid, rooms: &[Room]) {
+        self.local.join(sid, rooms);
+    }
+    fn leave(&self, sid: Sid, rooms: &[Room]) {
+        self.local.leave(sid, rooms);
+    }
+    fn remove_socket(&self, sid: Sid) {
+        self.local.remove_socket(sid);
+    }
+    fn socket_rooms(&self, sid: Sid) -> Vec<Room> {
+        self.local.socket_rooms(sid)
+    }
+    fn for_each(&self, opts: &BroadcastOptions, f: &mut dyn FnMut(Sid)) {
+        self.local.for_each(opts, f);
+    }
+    fn rooms(&self) -> Vec<Room> {
+        self.local.rooms()
+    }
+    fn socket_count(&self) -> usize {
+        self.local.socket_count()
+    }
+
+    fn broadcast<'a>(
+        &'a self,
+        ns: &'a dyn LocalNamespace,
+        packet: EventPacket,
+        opts: BroadcastOptions,
+    ) -> BoxFuture<'a, Result<usize, AdapterError>> {
+        Box::pin(async move {
+            let n = ns.deliver(&ns.parser().encode_event(&packet, None, None), &opts);
+            if !opts.local {
+                let args = packet.args_values().map_err(link_err)?;
+                let msg = Value::Array(vec![
+                    Value::from(self.ns.uid.as_str()),
+                    wire::packet_value(&self.ns.nsp, &packet.event, args),
+                    wire::opts_value(&opts, None),
+                ]);
+                let channel = self.ns.channels.broadcast_for(&opts);
+                self.link.publish(&channel, wire::encode(&msg)).await?;
+            }
+            Ok(n)
+        })
+    }
+
+    fn broadcast_with_ack<'a>(
+        &'a self,
+        ns: &'a dyn LocalNamespace,
+        packet: EventPacket,
+        opts: BroadcastOptions,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<AckStream, AdapterError>> {
+        Box::pin(async move {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let mut expected = ns.deliver_with_ack(&packet, &opts, timeout, tx.clone());
+            if opts.local {
+                return Ok(AckStream { expected, rx });
+            }
+            let others = self.others().await?;
+            if others == 0 {
+                return Ok(AckStream { expected, rx });
+            }
+            let mut request = Request::new(&self.ns);
+            let args = packet.args_values().map_err(link_err)?;
+            let timeout_ms = timeout.as_millis() as u64;
+            let msg = Value::Map(vec![
+                (Value::from("uid"), Value::from(self.ns.uid.as_str())),
+                (Value::from("requestId"), Value::from(request.id.as_str())),
+                (Value::from("type"), Value::from(wire::BROADCAST)),
+                (
+                    Value::from("packet"),
+                    wire::packet_value(&self.ns.nsp, &packet.event, args),
+                ),
+                (
+                    Value::from("opts"),
+                    wire::opts_value(&opts, Some(timeout_ms)),
+                ),
+            ]);
+            self.link
+                .publish(&self.ns.channels.request, wire::encode(&msg))
+                .await?;
+            // First every other server's client count, then acks as they come: acks that
+            // overtake a count are kept in order.
+            let deadline =
+                tokio::time::Instant::now() + timeout.min(self.link.config.requests_timeout);
+            let mut counts = 0;
+            let parser = ns.parser();
+            while counts < others {
+                match tokio::time::timeout_at(deadline, request.rx.recv()).await {
+                    Ok(Some(v)) => match wire::get(&v, "type").and_then(Value::as_u64) {
+                        Some(wire::BROADCAST_CLIENT_COUNT) => {
+                            counts += 1;
+                            expected += wire::get(&v, "clientCount")
+                                .and_then(Value::as_u64)
+                                .unwrap_or(0) as usize;
+                        }
+                        Some(wire::BROADCAST_ACK) => {
+                            let _ = tx.send((None, ack_args(parser, wire::get(&v, "packet"))));
+                        }
+                        _ => {}
+                    },
+                    Ok(None) | Err(_) => {
+                        tracing::warn!(
+                            got = counts,
+                            expected = others,
+                            "broadcast with ack: not every server gave its count"
+                        );
+                        break;
+                    }
+                }
+            }
+            // The rest of the acks arrive later: forward them until the timeout.
+            let (id, mut remote) = request.detach();
+            let state = self.ns.clone();
+            tokio::spawn(async move {
+                let end = tokio::time::Instant::now() + timeout;
+                while let Ok(Some(v)) = tokio::time::timeout_at(end, remote.recv()).await {
+                    if wire::get(&v, "type").and_then(Value::as_u64) == Some(wire::BROADCAST_ACK) {
+                        let _ = tx.send((None, ack_args(parser, wire::get(&v, "packet"))));
+                    }
+                }
+                state.pending().remove(&id);
+            });
+            Ok(AckStream { expected, rx })
+        })
+    }
+
+    fn fetch_sockets<'a>(
+        &'a self,
+        ns: &'a dyn LocalNamespace,
+        opts: BroadcastOptions,
+    ) -> BoxFuture<'a, Result<Vec<SocketInfo>, AdapterError>> {
+        Box::pin(async move {
+            let mut out = ns.socket_infos(&opts);
+            if opts.local {
+                return Ok(out);
+            }
+            let others = self.others().await?;
+            if others == 0 {
+                return Ok(out);
+            }
+            let mut request = Request::new(&self.ns);
+            self.publish_request(serde_json::json!({
+                "uid": self.ns.uid,
+                "requestId": request.id,
+                "type": wire::REMOTE_FETCH,
+                "opts": wire::opts_json(&opts),
+            }))
+            .await?;
+            for answer in request
+                .collect(others, self.link.config.requests_timeout)
+                .await?
+            {
+                if let Some(Value::Array(sockets)) = wire::get(&answer, "sockets") {
+                    for s in sockets {
+                        let json: serde_json::Value =
+                            rmpv::ext::from_value(s.clone()).unwrap_or_default();
+                        if let Ok(mut info) = serde_json::from_value::<SocketInfo>(json) {
+                            info.ns = self.ns.nsp.clone();
+                            out.push(info);
+                        }
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn add_sockets<'a>(
+        &'a self,
+        ns: &'a dyn LocalNamespace,
+        opts: BroadcastOptions,
+        rooms: Vec<Room>,
+    ) -> BoxFuture<'a, Result<(), AdapterError>> {
+        let _ = ns;
+        Box::pin(async move { self.remote_rooms(opts, rooms, wire::REMOTE_JOIN).await })
+    }
+
+    fn del_sockets<'a>(
+        &'a self,
+        ns: &'a dyn LocalNamespace,
+        opts: BroadcastOptions,
+        rooms: Vec<Room>,
+    ) -> BoxFuture<'a, Result<(), AdapterError>> {
+        let _ = ns;
+        Box::pin(async move { self.remote_rooms(opts, rooms, wire::REMOTE_LEAVE).await })
+    }
+
+    fn disconnect_sockets<'a>(
+        &'a self,
+        ns: &'a dyn LocalNamespace,
+        opts: BroadcastOptions,
+        close: bool,
+    ) -> BoxFuture<'a, Result<(), AdapterError>> {
+        Box::pin(async move {
+            ns.disconnect(&opts, close);
+            if opts.local {
+                return Ok(());
+            }
+            self.publish_request(serde_json::json!({
+                "uid": self.ns.uid,
+                "type": wire::REMOTE_DISCONNECT,
+                "opts": wire::opts_json(&opts),
+                "close": close,
+            }))
+            .await
+        })
+    }
+
+    fn all_rooms<'a>(
+        &'a self,
+        ns: &'a dyn LocalNamespace,
+    ) -> BoxFuture<'a, Result<Vec<Room>, AdapterError>> {
+        let _ = ns;
+        Box::pin(async move {
+            let mut rooms: std::collections::BTreeSet<String> = self
+                .local
+                .rooms()
+                .into_iter()
+                .map(|r| r.into_owned())
+                .collect();
+            let others = self.others().await?;
+            if others > 0 {
+                let mut request = Request::new(&self.ns);
+                self.publish_request(serde_json::json!({
+                    "uid": self.ns.uid,
+                    "requestId": request.id,
+                    "type": wire::ALL_ROOMS,
+                }))
+                .await?;
+                for answer in request
+                    .collect(others, self.link.config.requests_timeout)
+                    .await?
+                {
+                    if let Some(Value::Array(list)) = wire::get(&answer, "rooms") {
+                        rooms.extend(list.iter().filter_map(|r| r.as_str().map(str::to_owned)));
+                    }
+                }
+            }
+            Ok(rooms.into_iter().map(Room::Owned).collect())
+        })
+    }
+
+    fn server_side_emit<'a>(
+        &'a self,
+        ns: &'a dyn LocalNamespace,
+        event: String,
+        args: Vec<serde_json::Value>,
+        timeout: Option<Duration>,
+    ) -> BoxFuture<'a, Result<Vec<serde_json::Value>, AdapterError>> {
+        let _ = ns;
+        Box::pin(async move {
+            let mut data = vec![serde_json::Value::from(event)];
+            data.extend(args);
+            let Some(timeout) = timeout else {
+                self.publish_request(serde_json::json!({
+                    "uid": self.ns.uid,
+                    "type": wire::SERVER_SIDE_EMIT,
+                    "data": data,
+                }))
+                .await?;
+                return Ok(Vec::new());
+            };
+            let others = self.others().await?;
+            if others == 0 {
+                return Ok(Vec::new());
+            }
+            let mut request = Request::new(&self.ns);
+            self.publish_request(serde_json::json!({
+                "uid": self.ns.uid,
+                "requestId": request.id,
+                "type": wire::SERVER_SIDE_EMIT,
+                "data": data,
+            }))
+            .await?;
+            Ok(request
+                .collect(others, timeout)
+                .await?
+                .into_iter()
+                .map(|v| {
+                    wire::get(&v, "data")
+                        .and_then(|d| rmpv::ext::from_value(d.clone()).ok())
+                        .unwrap_or_default()
+                })
+                .collect())
+        })
+    }
+
+    fn server_count(&self) -> BoxFuture<'_, Result<usize, AdapterError>> {
+        Box::pin(async move { Ok(self.link.numsub(&self.ns.channels.request).await?.max(1)) })
+    }
+}
+
+impl RedisAdapter {
+    /// Joins or leaves rooms here at once and asks the other servers to do the same; our
+    /// own echo of the request is then skipped by uid.
+    async fn remote_rooms(
+        &self,
+        opts: BroadcastOptions,
+        rooms: Vec<Room>,
+        kind: u64,
+    ) -> Result<(), AdapterError> {
+        let mut sids = Vec::new();
+        self.local.for_each(&opts, &mut |s| sids.push(s));
+        for sid in sids {
+            if kind == wire::REMOTE_JOIN {
+                self.local.join(sid, &rooms);
+            } else {
+                self.local.leave(sid, &rooms);
+            }
+        }
+        if opts.local {
+            return Ok(());
+        }
+        self.publish_request(serde_json::json!({
+            "uid": self.ns.uid,
+            "type": kind,
+            "opts": wire::opts_json(&opts),
+            "rooms": rooms.iter().map(|r| r.as_ref()).collect::<Vec<_>>(),
+        }))
+        .await
+    }
+}
+
+/// An ack from another server: its first argument (Node carries only that one).
+fn ack_args(
+    parser: crate::parser::Parser,
+    packet: Option<&Value>,
+) -> Result<Args, crate::errors::AckError> {
+    let value = packet.cloned().unwrap_or(Value::Nil);
+    let p = EventPacket::from_values(parser, "/", "ack", std::slice::from_ref(&value))
+        .map_err(|e| crate::errors::AckError::Decode(e.0))?;
+    Ok(Args::from_packet(&p))
+}

@@ -1,0 +1,245 @@
+//! The wire format of npm's `@socket.io/redis-adapter` (v8, classic pub/sub) and
+//! `@socket.io/redis-emitter` (v5), as observed on the wire (see `docs/redis-protocol.md`).
+//!
+//! Broadcasts are msgpack `[uid, packet, opts]`; requests and responses are JSON maps except
+//! the broadcast-with-ack request (type 7) and its ack responses (type 9), which are msgpack.
+//! Whatever comes in is decoded defensively with bounded depth: a malformed message is
+//! dropped, never a crash.
+
+use rmpv::Value;
+
+use crate::adapter::{BroadcastOptions, Room};
+
+/// Deepest nesting decoded from Redis.
+const MAX_DEPTH: usize = 128;
+
+pub(super) const SOCKETS: u64 = 0;
+pub(super) const ALL_ROOMS: u64 = 1;
+pub(super) const REMOTE_JOIN: u64 = 2;
+pub(super) const REMOTE_LEAVE: u64 = 3;
+pub(super) const REMOTE_DISCONNECT: u64 = 4;
+pub(super) const REMOTE_FETCH: u64 = 5;
+pub(super) const SERVER_SIDE_EMIT: u64 = 6;
+pub(super) const BROADCAST: u64 = 7;
+pub(super) const BROADCAST_CLIENT_COUNT: u64 = 8;
+pub(super) const BROADCAST_ACK: u64 = 9;
+
+/// The channels of one namespace.
+#[derive(Debug, Clone)]
+pub(super) struct Channels {
+    /// `<key>#<nsp>#`: broadcasts, followed by `<room>#` when aimed at exactly one room.
+    pub broadcast: String,
+    /// `<key>-request#<nsp>#`
+    pub request: String,
+    /// `<key>-response#<nsp>#`
+    pub response: String,
+    /// `<key>-response#<nsp>#<uid>#`
+    pub own_response: String,
+}
+
+impl Channels {
+    pub(super) fn new(key: &str, nsp: &str, uid: &str) -> Self {
+        Self {
+            broadcast: format!("{key}#{nsp}#"),
+            request: format!("{key}-request#{nsp}#"),
+            response: format!("{key}-response#{nsp}#"),
+            own_response: format!("{key}-response#{nsp}#{uid}#"),
+        }
+    }
+
+    /// Where a broadcast with these options goes.
+    pub(super) fn broadcast_for(&self, opts: &BroadcastOptions) -> String {
+        match opts.rooms.as_slice() {
+            [room] => format!("{}{room}#", self.broadcast),
+            _ => self.broadcast.clone(),
+        }
+    }
+}
+
+fn s(v: &str) -> Value {
+    Value::from(v)
+}
+
+fn rooms_value(rooms: &[Room]) -> Value {
+    Value::Array(rooms.iter().map(|r| s(r)).collect())
+}
+
+fn except_of(opts: &BroadcastOptions) -> Vec<Room> {
+    let mut except = opts.except.clone();
+    if let Some(sid) = opts.except_sid {
+        except.push(Room::Owned(sid.as_str().to_owned()));
+    }
+    except
+}
+
+/// `{rooms, except, flags}` as Node reads it: arrays, never strings.
+pub(super) fn opts_value(opts: &BroadcastOptions, timeout_ms: Option<u64>) -> Value {
+    let mut flags = Vec::new();
+    if opts.volatile {
+        flags.push((s("volatile"), Value::Boolean(true)));
+    }
+    if let Some(t) = timeout_ms {
+        flags.push((s("timeout"), Value::from(t)));
+    }
+    Value::Map(vec![
+        (s("rooms"), rooms_value(&opts.rooms)),
+        (s("except"), rooms_value(&except_of(opts))),
+        (s("flags"), Value::Map(flags)),
+    ])
+}
+
+/// The JSON form of options, for requests.
+pub(super) fn opts_json(opts: &BroadcastOptions) -> serde_json::Value {
+    serde_json::json!({
+        "rooms": opts.rooms.iter().map(|r| r.as_ref()).collect::<Vec<_>>(),
+        "except": except_of(opts).iter().map(|r| r.to_string()).collect::<Vec<_>>(),
+    })
+}
+
+/// An EVENT packet `{type: 2, data: [event, ...args], nsp}`: always type 2, binary inline
+/// (Node's clients would take a type 5 here for a malformed packet).
+pub(super) fn packet_value(nsp: &str, event: &str, args: Vec<Value>) -> Value {
+    let mut data = Vec::with_capacity(args.len() + 1);
+    data.push(s(event));
+    data.extend(args);
+    Value::Map(vec![
+        (s("type"), Value::from(2)),
+        (s("data"), Value::Array(data)),
+        (s("nsp"), s(nsp)),
+    ])
+}
+
+pub(super) fn encode(v: &Value) -> Vec<u8> {
+    let mut buf = Vec::new();
+    // Writing into a Vec cannot fail.
+    let _ = rmpv::encode::write_value(&mut buf, v);
+    buf
+}
+
+/// Decodes a message: JSON when it starts with `{`, msgpack otherwise.
+pub(super) fn decode(payload: &[u8]) -> Option<Value> {
+    if payload.first() == Some(&b'{') {
+        let json: serde_json::Value = serde_json::from_slice(payload).ok()?;
+        rmpv::ext::to_value(json).ok()
+    } else {
+        let mut rd = payload;
+        let v = rmpv::decode::read_value_with_max_depth(&mut rd, MAX_DEPTH).ok()?;
+        rd.is_empty().then_some(v)
+    }
+}
+
+/// The value at `key` of a map.
+pub(super) fn get<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+    v.as_map()?
+        .iter()
+        .find(|(k, _)| k.as_str() == Some(key))
+        .map(|(_, v)| v)
+}
+
+pub(super) fn get_str<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    get(v, key).and_then(Value::as_str)
+}
+
+/// A room list: an array of strings (numbers are accepted, as Node matches them).
+fn rooms_of(v: Option<&Value>) -> Vec<Room> {
+    match v {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|r| match r {
+                Value::String(s) => s.as_str().map(|s| Room::Owned(s.to_owned())),
+                Value::Integer(i) => Some(Room::Owned(i.to_string())),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Options received from another server.
+pub(super) fn opts_from(v: Option<&Value>) -> BroadcastOptions {
+    let flags = v.and_then(|o| get(o, "flags"));
+    BroadcastOptions {
+        rooms: rooms_of(v.and_then(|o| get(o, "rooms"))),
+        except: rooms_of(v.and_then(|o| get(o, "except"))),
+        except_sid: None,
+        local: true,
+        volatile: flags
+            .and_then(|f| get(f, "volatile"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+    }
+}
+
+/// A received EVENT packet: its namespace (default `/`), event name and arguments.
+pub(super) fn event_of(packet: &Value) -> Option<(String, String, Vec<Value>)> {
+    let nsp = get_str(packet, "nsp").unwrap_or("/").to_owned();
+    let kind = get(packet, "type").and_then(Value::as_u64)?;
+    if kind != 2 && kind != 5 {
+        return None;
+    }
+    let mut data = match get(packet, "data") {
+        Some(Value::Array(a)) if !a.is_empty() => a.clone(),
+        _ => return None,
+    };
+    let event = match data.remove(0) {
+        Value::String(s) => s.into_str()?,
+        _ => return None,
+    };
+    Some((nsp, event, data))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `io.to('r1').emit('ev','to r1')` as the Node adapter publishes it, byte for byte
+    /// (from the capture in docs/redis-protocol.md), but for the uid.
+    #[test]
+    fn broadcast_bytes_match_node() {
+        let opts = BroadcastOptions {
+            rooms: vec![Room::from("r1")],
+            ..Default::default()
+        };
+        let msg = Value::Array(vec![
+            s("zFSbNO"),
+            packet_value("/", "ev", vec![s("to r1")]),
+            opts_value(&opts, None),
+        ]);
+        let hex: String = encode(&msg).iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "93a67a4653624e4f83a47479706502a46461746192a26576a5746f207231a36e7370a12f83a5726f6f6d7391a27231a665786365707490a5666c61677380"
+        );
+        assert_eq!(
+            Channels::new("socket.io", "/", "u").broadcast_for(&opts),
+            "socket.io#/#r1#"
+        );
+    }
+
+    #[test]
+    fn decodes_both_encodings_defensively() {
+        assert!(decode(br#"{"uid":"a","type":1,"requestId":"x"}"#).is_some());
+        assert!(decode(b"{not json").is_none());
+        assert!(decode(&[0x93, 0xa1]).is_none());
+        let mut deep = vec![0x91u8; 10_000];
+        deep.push(0xc0);
+        assert!(decode(&deep).is_none());
+        let emitter = hex(
+            "93a7656d697474657283a47479706502a46461746192a26576aa656d6974746572207231a36e7370a12f83a5726f6f6d7391a27231a5666c61677380a665786365707490",
+        );
+        let v = decode(&emitter).expect("emitter message");
+        let items = v.as_array().expect("array");
+        assert_eq!(items[0].as_str(), Some("emitter"));
+        let (nsp, event, args) = event_of(&items[1]).expect("event");
+        assert_eq!((nsp.as_str(), event.as_str(), args.len()), ("/", "ev", 1));
+        let opts = opts_from(Some(&items[2]));
+        assert_eq!(opts.rooms, vec![Room::from("r1")]);
+    }
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+            .collect()
+    }
+}
