@@ -133,15 +133,13 @@ impl SocketIoHandler {
                 }
                 None
             }
-            Body::Event { name, args } => {
-                match session.data.socket(ns.as_str()) {
-                    Some(s) => s.dispatch_event(&name, &args, id),
-                    None => {
-                        tracing::debug!(sid = %session.id(), "event for a namespace not joined")
-                    }
+            Body::Event { name, args } => match session.data.socket(ns.as_str()) {
+                Some(s) => s.receive_event(name, args, id).and_then(gate),
+                None => {
+                    tracing::debug!(sid = %session.id(), "event for a namespace not joined");
+                    None
                 }
-                None
-            }
+            },
             Body::Ack(args) => {
                 if let (Some(s), Some(id)) = (session.data.socket(ns.as_str()), id) {
                     s.dispatch_ack(id, args);

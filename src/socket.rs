@@ -18,6 +18,7 @@ use crate::errors::{AckError, DisconnectReason, EmitError};
 use crate::extensions::Extensions;
 use crate::extract::{Context, Kind};
 use crate::handler::{BoxedHandler, Handler, boxed, run_or_spawn};
+use crate::middleware::{EventMiddleware, EventRejection, IncomingEvent};
 use crate::ns::Namespace;
 use crate::operators::{BroadcastOperators, IntoRooms};
 use crate::parser::{Args, Encoded, Parser};
@@ -50,6 +51,7 @@ struct Handlers {
     disconnecting: Option<BoxedHandler>,
     any_incoming: Vec<AnyObserver>,
     any_outgoing: Vec<AnyObserver>,
+    middlewares: Vec<EventMiddleware>,
 }
 
 impl std::fmt::Debug for Socket {
@@ -323,6 +325,20 @@ impl Socket {
         self.handlers_mut().disconnecting = Some(boxed(handler));
     }
 
+    /// Adds an event middleware (Node's `socket.use`): it sees each incoming event before
+    /// its handler, after the middlewares added before it, and returns it (possibly changed)
+    /// or refuses it. While middlewares run, the socket's later packets wait, so events keep
+    /// their order.
+    pub fn use_middleware<F, Fut>(&self, f: F)
+    where
+        F: Fn(IncomingEvent) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<IncomingEvent, EventRejection>> + Send + 'static,
+    {
+        self.handlers_mut()
+            .middlewares
+            .push(crate::middleware::boxed(f));
+    }
+
     /// Observes every incoming event (name and data) before its handler runs.
     pub fn on_any<F: Fn(&str, &serde_json::Value) + Send + Sync + 'static>(&self, f: F) {
         self.handlers_mut().any_incoming.push(Arc::new(f));
@@ -529,6 +545,55 @@ impl Socket {
             Ok(None) => {}
             Err(e) => tracing::warn!(sid = %self.id, error = %e, "disconnect handler skipped"),
         }
+    }
+
+    /// Takes a received event: through the event middlewares when there are some (the
+    /// returned future must finish before the socket's next packet), else straight to its
+    /// handler.
+    pub(crate) fn receive_event(
+        self: &Arc<Self>,
+        name: String,
+        args: Args,
+        ack: Option<u64>,
+    ) -> Option<crate::handler::BoxFuture> {
+        let middlewares = self.handlers().middlewares.clone();
+        if middlewares.is_empty() {
+            self.dispatch_event(&name, &args, ack);
+            return None;
+        }
+        let socket = self.clone();
+        Some(Box::pin(async move {
+            let mut event = IncomingEvent {
+                name,
+                args,
+                wants_ack: ack.is_some(),
+                parser: socket.parser(),
+            };
+            for mw in middlewares {
+                match mw(event).await {
+                    Ok(next) => event = next,
+                    Err(EventRejection(message)) => {
+                        tracing::debug!(sid = %socket.id, %message, "event refused by middleware");
+                        let body = serde_json::json!({ "error": message });
+                        let enc = match ack {
+                            Some(id) => socket.parser().ack(socket.ns(), id, &body, false),
+                            None => socket.parser().event(
+                                socket.ns(),
+                                "error",
+                                &serde_json::json!({ "message": message }),
+                                None,
+                                false,
+                            ),
+                        };
+                        if let Ok(enc) = enc {
+                            let _ = socket.send_encoded(&enc);
+                        }
+                        return;
+                    }
+                }
+            }
+            socket.dispatch_event(&event.name, &event.args, ack);
+        }))
     }
 
     /// Runs the handler of a received event.

@@ -56,8 +56,7 @@ impl Args {
     }
 
     /// The arguments of a serialized event, as a handler would receive them.
-    #[cfg(feature = "redis")]
-    pub(crate) fn from_packet(p: &super::EventPacket) -> Self {
+    pub(crate) fn from_event(p: &super::EventPacket) -> Self {
         match &p.payload {
             super::Payload::Json { args, attachments } => {
                 let text = format!("[{args}]");

@@ -512,5 +512,5 @@ fn ack_args(
     let value = packet.cloned().unwrap_or(Value::Nil);
     let p = EventPacket::from_values(parser, "/", "ack", std::slice::from_ref(&value))
         .map_err(|e| crate::errors::AckError::Decode(e.0))?;
-    Ok(Args::from_packet(&p))
+    Ok(Args::from_event(&p))
 }
