@@ -16,7 +16,8 @@ use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use tower_socketio::adapter::RecoveryConfig;
 use tower_socketio::{
-    AckSender, Binary, ConnectRejection, Data, Extension, SocketIo, SocketRef, State,
+    AckSender, Binary, ConnectRejection, Data, Extension, SocketIo, SocketIoBuilder, SocketRef,
+    State,
 };
 
 /// Nicknames in use, each with the token of the page that holds it, so a page that
@@ -275,11 +276,16 @@ async fn bundle() -> Response {
 
 /// The chat app: the page, the client bundle, and the Socket.IO layer.
 pub fn router() -> (Router, SocketIo) {
-    let (layer, io) = SocketIo::builder()
+    router_with(|b| b)
+}
+
+/// The chat app, with the builder adjusted by `tune` (an adapter, other settings).
+pub fn router_with(tune: impl FnOnce(SocketIoBuilder) -> SocketIoBuilder) -> (Router, SocketIo) {
+    let builder = SocketIo::builder()
         .with_state(Users::default())
         // Users who lose the network for a moment get back every message they missed.
-        .connection_state_recovery(RecoveryConfig::default())
-        .build_layer();
+        .connection_state_recovery(RecoveryConfig::default());
+    let (layer, io) = tune(builder).build_layer();
     io.ns("/", on_connect).with(check_nickname);
     let app = Router::new()
         .route("/", get(|| async { Html(include_str!("index.html")) }))
