@@ -115,6 +115,14 @@ impl SocketIoHandler {
         let Packet { ns, id, body } = packet;
         match body {
             Body::Connect(auth) => {
+                if session.protocol() == EngineProtocol::V3
+                    && session.data.socket(ns.as_str()).is_some()
+                {
+                    // A v4 client joins each namespace once (`/` without asking); the
+                    // reference server treats a second CONNECT as a broken client.
+                    tracing::debug!(sid = %session.id(), ns = %truncate(&ns), "CONNECT to a namespace already joined, ignored");
+                    return None;
+                }
                 let Some(namespace) = self.io.namespace(ns.as_str()) else {
                     tracing::debug!(sid = %session.id(), ns = %truncate(&ns), "connect to unknown namespace");
                     let enc = self.io.shared.config.parser.connect_error(

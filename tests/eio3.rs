@@ -698,7 +698,7 @@ async fn ping_timeout_on_the_wire() {
 
 #[tokio::test]
 async fn websocket_on_the_wire() {
-    let (tx, _rx) = mpsc::unbounded_channel();
+    let (tx, mut rx) = mpsc::unbounded_channel();
     let (server, _io) = server(&tx, None).await;
     let url = server.ws_url("/socket.io/?EIO=3&transport=websocket&token=ws");
     let (mut ws, _) = step("WebSocket handshake", tokio_tungstenite::connect_async(url))
@@ -716,6 +716,9 @@ async fn websocket_on_the_wire() {
         welcome.to_text().expect("text").contains("\"ws\""),
         "{welcome}"
     );
+    // `/` is joined already: a CONNECT to it is ignored (no second reply, no second
+    // connect handler), and the ping behind it is answered.
+    ws.send(Ws::text("40")).await.expect("connect");
     ws.send(Ws::text("2")).await.expect("ping");
     assert_eq!(next(&mut ws).await, Ws::text("3"));
     // v3 binary frames start with the packet type byte 4, both ways.
@@ -733,6 +736,11 @@ async fn websocket_on_the_wire() {
         .await
         .expect("send");
     ws.send(Ws::binary(vec![9u8, 9])).await.expect("send");
+    let connects = drain(&mut rx)
+        .iter()
+        .filter(|v| !v["connect"].is_null())
+        .count();
+    assert_eq!(connects, 1, "one connect handler run");
     match step("close", ws.next()).await {
         Some(Ok(Ws::Close(_)) | Err(_)) | None => {}
         Some(Ok(other)) => panic!("expected the close, got {other:?}"),
