@@ -200,13 +200,8 @@ pub trait Adapter: Send + Sync + 'static {
         opts: BroadcastOptions,
         rooms: Vec<Room>,
     ) -> BoxFuture<'a, Result<(), AdapterError>> {
-        let _ = ns;
         Box::pin(async move {
-            let mut sids = Vec::new();
-            self.for_each(&opts, &mut |s| sids.push(s));
-            for sid in sids {
-                self.join(sid, &rooms);
-            }
+            ns.rooms_op(&opts, &rooms, true);
             Ok(())
         })
     }
@@ -218,13 +213,8 @@ pub trait Adapter: Send + Sync + 'static {
         opts: BroadcastOptions,
         rooms: Vec<Room>,
     ) -> BoxFuture<'a, Result<(), AdapterError>> {
-        let _ = ns;
         Box::pin(async move {
-            let mut sids = Vec::new();
-            self.for_each(&opts, &mut |s| sids.push(s));
-            for sid in sids {
-                self.leave(sid, &rooms);
-            }
+            ns.rooms_op(&opts, &rooms, false);
             Ok(())
         })
     }

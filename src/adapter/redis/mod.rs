@@ -354,8 +354,7 @@ impl Adapter for RedisAdapter {
         opts: BroadcastOptions,
         rooms: Vec<Room>,
     ) -> BoxFuture<'a, Result<(), AdapterError>> {
-        let _ = ns;
-        Box::pin(async move { self.remote_rooms(opts, rooms, wire::REMOTE_JOIN).await })
+        Box::pin(async move { self.remote_rooms(ns, opts, rooms, wire::REMOTE_JOIN).await })
     }
 
     fn del_sockets<'a>(
@@ -364,8 +363,7 @@ impl Adapter for RedisAdapter {
         opts: BroadcastOptions,
         rooms: Vec<Room>,
     ) -> BoxFuture<'a, Result<(), AdapterError>> {
-        let _ = ns;
-        Box::pin(async move { self.remote_rooms(opts, rooms, wire::REMOTE_LEAVE).await })
+        Box::pin(async move { self.remote_rooms(ns, opts, rooms, wire::REMOTE_LEAVE).await })
     }
 
     fn disconnect_sockets<'a>(
@@ -478,19 +476,12 @@ impl RedisAdapter {
     /// own echo of the request is then skipped by uid.
     async fn remote_rooms(
         &self,
+        ns: &dyn LocalNamespace,
         opts: BroadcastOptions,
         rooms: Vec<Room>,
         kind: u64,
     ) -> Result<(), AdapterError> {
-        let mut sids = Vec::new();
-        self.local.for_each(&opts, &mut |s| sids.push(s));
-        for sid in sids {
-            if kind == wire::REMOTE_JOIN {
-                self.local.join(sid, &rooms);
-            } else {
-                self.local.leave(sid, &rooms);
-            }
-        }
+        ns.rooms_op(&opts, &rooms, kind == wire::REMOTE_JOIN);
         if opts.local {
             return Ok(());
         }
