@@ -1,0 +1,1107 @@
+//! Load generator of `scripts/bench.sh`: an Engine.IO v4 / Socket.IO v5 client (and a plain
+//! WebSocket client for the raw server) written for speed, so it is never the bottleneck.
+//!
+//! It speaks WebSocket itself over a `TcpStream` (client frames carry a zero mask key, which
+//! is legal and makes masking free), gathers every reply to one read into one write, keeps
+//! one read and one write buffer per connection and allocates nothing per message. One
+//! thread (a current-thread runtime; the script pins it to its own core).
+//!
+//! ```text
+//! loadgen --proto sio|raw --scenario echo|fanout|fanout-bin|connect|upgrade|polling-echo
+//!         --addr 127.0.0.1:3100 [--server-pid PID] [--clients N] [--inflight K]
+//!         [--duration SECS] [--warmup SECS] [--concurrency C]
+//! ```
+//! Prints one line `RESULT {json}`: throughput, latency percentiles (µs), the server's CPU
+//! time per unit of work (from `/proc/PID/stat`), the load generator's own CPU use, and for
+//! the connect scenarios the server's RSS per idle connection (from `/proc/PID/status`).
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, Semaphore};
+use tokio::time::timeout_at;
+
+// ---------------------------------------------------------------------------------------
+// Options
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Proto {
+    Sio,
+    Raw,
+}
+
+#[derive(Clone, Debug)]
+struct Opts {
+    proto: Proto,
+    scenario: String,
+    addr: SocketAddr,
+    server_pid: Option<u32>,
+    clients: usize,
+    inflight: usize,
+    duration: Duration,
+    warmup: Duration,
+    concurrency: usize,
+}
+
+fn parse_opts() -> Opts {
+    let mut o = Opts {
+        proto: Proto::Sio,
+        scenario: "echo".into(),
+        addr: "127.0.0.1:3100".parse().unwrap(),
+        server_pid: None,
+        clients: 0,
+        inflight: 0,
+        duration: Duration::from_secs(10),
+        warmup: Duration::from_secs(2),
+        concurrency: 100,
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < args.len() {
+        let v = args.get(i + 1).cloned().unwrap_or_default();
+        match args[i].as_str() {
+            "--proto" => {
+                o.proto = match v.as_str() {
+                    "raw" => Proto::Raw,
+                    _ => Proto::Sio,
+                }
+            }
+            "--scenario" => o.scenario = v,
+            "--addr" => o.addr = v.parse().expect("--addr host:port"),
+            "--server-pid" => o.server_pid = v.parse().ok(),
+            "--clients" => o.clients = v.parse().expect("--clients"),
+            "--inflight" => o.inflight = v.parse().expect("--inflight"),
+            "--duration" => o.duration = Duration::from_secs_f64(v.parse().expect("--duration")),
+            "--warmup" => o.warmup = Duration::from_secs_f64(v.parse().expect("--warmup")),
+            "--concurrency" => o.concurrency = v.parse().expect("--concurrency"),
+            other => panic!("unknown option {other}"),
+        }
+        i += 2;
+    }
+    let (clients, inflight) = match o.scenario.as_str() {
+        "echo" => (100, 10),
+        "fanout" | "fanout-bin" => (1000, 16),
+        "connect" => (10_000, 0),
+        "upgrade" => (2000, 0),
+        "polling-echo" => (20, 10),
+        s => panic!("unknown scenario {s}"),
+    };
+    if o.clients == 0 {
+        o.clients = clients;
+    }
+    if o.inflight == 0 {
+        o.inflight = inflight;
+    }
+    o
+}
+
+// ---------------------------------------------------------------------------------------
+// Process statistics from /proc
+
+fn clock_ticks() -> f64 {
+    // USER_HZ is 100 on every Linux we run on.
+    100.0
+}
+
+/// utime + stime of a process, in microseconds.
+fn cpu_us(pid: &str) -> f64 {
+    let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return f64::NAN;
+    };
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = &s[s.rfind(')').map_or(0, |i| i + 2)..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ut: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
+    let st: f64 = f.get(12).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
+    (ut + st) / clock_ticks() * 1e6
+}
+
+/// VmRSS of a process, in KiB.
+fn rss_kib(pid: &str) -> f64 {
+    let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return f64::NAN;
+    };
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// CPU of the server and of this process, sampled together.
+#[derive(Clone, Copy)]
+struct CpuSample {
+    server: f64,
+    me: f64,
+    at: Instant,
+}
+
+fn sample(opts: &Opts) -> CpuSample {
+    CpuSample {
+        server: opts.server_pid.map_or(f64::NAN, |p| cpu_us(&p.to_string())),
+        me: cpu_us("self"),
+        at: Instant::now(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// A minimal WebSocket client connection
+
+const OP_TEXT: u8 = 1;
+const OP_BINARY: u8 = 2;
+const OP_CLOSE: u8 = 8;
+const OP_PING: u8 = 9;
+const OP_PONG: u8 = 10;
+
+struct Conn {
+    s: TcpStream,
+    rbuf: Vec<u8>,
+    start: usize,
+    end: usize,
+    out: Vec<u8>,
+}
+
+fn bad(msg: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg.to_owned())
+}
+
+impl Conn {
+    async fn tcp(addr: SocketAddr) -> io::Result<Conn> {
+        let s = TcpStream::connect(addr).await?;
+        s.set_nodelay(true)?;
+        Ok(Conn {
+            s,
+            rbuf: vec![0; 4096],
+            start: 0,
+            end: 0,
+            out: Vec::with_capacity(512),
+        })
+    }
+
+    /// Opens a WebSocket on `path`.
+    async fn ws(addr: SocketAddr, path: &str) -> io::Result<Conn> {
+        let mut c = Conn::tcp(addr).await?;
+        c.ws_handshake(addr, path).await?;
+        Ok(c)
+    }
+
+    async fn ws_handshake(&mut self, addr: SocketAddr, path: &str) -> io::Result<()> {
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        self.s.write_all(req.as_bytes()).await?;
+        let (status, _, _) = self.read_head().await?;
+        if status != 101 {
+            return Err(bad(&format!("websocket handshake answered {status}")));
+        }
+        Ok(())
+    }
+
+    /// Reads more bytes into the read buffer; errors on EOF.
+    async fn fill(&mut self) -> io::Result<()> {
+        if self.start > 0 && self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+        if self.end == self.rbuf.len() {
+            if self.start > 0 {
+                self.rbuf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            } else {
+                let n = self.rbuf.len() * 2;
+                self.rbuf.resize(n, 0);
+            }
+        }
+        let n = self.s.read(&mut self.rbuf[self.end..]).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        self.end += n;
+        Ok(())
+    }
+
+    /// Reads an HTTP response head: status, content-length, whether chunked. The body stays
+    /// in the buffer.
+    async fn read_head(&mut self) -> io::Result<(u16, usize, bool)> {
+        loop {
+            let buf = &self.rbuf[self.start..self.end];
+            if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = std::str::from_utf8(&buf[..p]).map_err(|_| bad("head"))?;
+                let status = head
+                    .split(' ')
+                    .nth(1)
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| bad("status"))?;
+                let mut len = 0;
+                let mut chunked = false;
+                for line in head.split("\r\n").skip(1) {
+                    let Some((k, v)) = line.split_once(':') else {
+                        continue;
+                    };
+                    if k.eq_ignore_ascii_case("content-length") {
+                        len = v.trim().parse().map_err(|_| bad("content-length"))?;
+                    } else if k.eq_ignore_ascii_case("transfer-encoding")
+                        && v.to_ascii_lowercase().contains("chunked")
+                    {
+                        chunked = true;
+                    }
+                }
+                self.start += p + 4;
+                return Ok((status, len, chunked));
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// One HTTP/1.1 request on a keep-alive connection; the body of the response is
+    /// appended to `body`.
+    async fn http(
+        &mut self,
+        addr: SocketAddr,
+        method: &str,
+        path: &str,
+        req_body: &[u8],
+        body: &mut Vec<u8>,
+    ) -> io::Result<u16> {
+        self.out.clear();
+        self.out.extend_from_slice(
+            format!(
+                "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: text/plain;charset=UTF-8\r\n\
+                 Content-Length: {}\r\n\r\n",
+                req_body.len()
+            )
+            .as_bytes(),
+        );
+        self.out.extend_from_slice(req_body);
+        self.s.write_all(&self.out).await?;
+        self.out.clear();
+        let (status, len, chunked) = self.read_head().await?;
+        if chunked {
+            // hyper and Node both send a Content-Length for polling; chunked is not needed.
+            return Err(bad("chunked response"));
+        }
+        while self.end - self.start < len {
+            self.fill().await?;
+        }
+        body.extend_from_slice(&self.rbuf[self.start..self.start + len]);
+        self.start += len;
+        Ok(status)
+    }
+
+    /// Queues one masked client frame (zero mask key).
+    fn push(&mut self, op: u8, payload: &[u8]) {
+        push_frame(&mut self.out, op, payload);
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        if !self.out.is_empty() {
+            self.s.write_all(&self.out).await?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    /// Parses the next complete frame already in the buffer: its opcode and payload range.
+    fn next_frame(&mut self) -> io::Result<Option<(u8, usize, usize)>> {
+        let b = &self.rbuf[self.start..self.end];
+        if b.len() < 2 {
+            return Ok(None);
+        }
+        if b[0] & 0x80 == 0 {
+            return Err(bad("fragmented frame"));
+        }
+        if b[1] & 0x80 != 0 {
+            return Err(bad("masked server frame"));
+        }
+        let op = b[0] & 0x0f;
+        let (len, hl) = match b[1] & 0x7f {
+            126 if b.len() >= 4 => (u16::from_be_bytes([b[2], b[3]]) as usize, 4),
+            127 if b.len() >= 10 => (
+                u64::from_be_bytes(b[2..10].try_into().unwrap()) as usize,
+                10,
+            ),
+            126 | 127 => return Ok(None),
+            n => (n as usize, 2),
+        };
+        if b.len() < hl + len {
+            return Ok(None);
+        }
+        let a = self.start + hl;
+        self.start = a + len;
+        Ok(Some((op, a, a + len)))
+    }
+
+    /// Waits for the next text or binary frame, answering WebSocket pings and Engine.IO
+    /// pings (`2` → `3`) on the way (when `sio`).
+    async fn next_message(&mut self, sio: bool) -> io::Result<(u8, usize, usize)> {
+        loop {
+            while let Some((op, a, b)) = self.next_frame()? {
+                match op {
+                    OP_TEXT if sio && &self.rbuf[a..b] == b"2" => {
+                        self.push(OP_TEXT, b"3");
+                        self.flush().await?;
+                    }
+                    OP_TEXT | OP_BINARY => return Ok((op, a, b)),
+                    OP_PING => {
+                        let p = self.rbuf[a..b].to_vec();
+                        self.push(OP_PONG, &p);
+                        self.flush().await?;
+                    }
+                    OP_CLOSE => return Err(io::ErrorKind::ConnectionAborted.into()),
+                    _ => {}
+                }
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// Socket.IO: waits for the Engine.IO open packet, joins the main namespace, waits for
+    /// the CONNECT reply.
+    async fn sio_connect(&mut self, wait_open: bool) -> io::Result<()> {
+        if wait_open {
+            let (_, a, _) = self.next_message(true).await?;
+            if self.rbuf[a] != b'0' {
+                return Err(bad("expected engine.io open"));
+            }
+        }
+        self.push(OP_TEXT, b"40");
+        self.flush().await?;
+        loop {
+            let (_, a, b) = self.next_message(true).await?;
+            if self.rbuf[a..b].starts_with(b"40") {
+                return Ok(());
+            }
+            if self.rbuf[a..b].starts_with(b"44") {
+                return Err(bad("connect refused"));
+            }
+        }
+    }
+}
+
+fn push_frame(out: &mut Vec<u8>, op: u8, payload: &[u8]) {
+    out.push(0x80 | op);
+    let n = payload.len();
+    if n < 126 {
+        out.push(0x80 | n as u8);
+    } else if n < 65536 {
+        out.push(0x80 | 126);
+        out.extend_from_slice(&(n as u16).to_be_bytes());
+    } else {
+        out.push(0x80 | 127);
+        out.extend_from_slice(&(n as u64).to_be_bytes());
+    }
+    out.extend_from_slice(&[0, 0, 0, 0]);
+    out.extend_from_slice(payload);
+}
+
+// ---------------------------------------------------------------------------------------
+// Payloads: a timestamp (20 ASCII digits, ns since the start) inside ~100 bytes
+
+const TS_DIGITS: usize = 20;
+
+struct Template {
+    buf: Vec<u8>,
+    ts_at: usize,
+}
+
+impl Template {
+    /// `prefix` + `{"t":"<20 digits>","pad":"xxx…"}` + `suffix`; the JSON object is 100 bytes.
+    fn json(prefix: &str, suffix: &str) -> Template {
+        let mut buf = Vec::new();
+        buf.extend_from_slice(prefix.as_bytes());
+        buf.extend_from_slice(b"{\"t\":\"");
+        let ts_at = buf.len();
+        buf.extend_from_slice(&[b'0'; TS_DIGITS]);
+        buf.extend_from_slice(b"\",\"pad\":\"");
+        buf.extend_from_slice(&[b'x'; 63]);
+        buf.extend_from_slice(b"\"}");
+        buf.extend_from_slice(suffix.as_bytes());
+        Template { buf, ts_at }
+    }
+    /// `prefix` + 20 digits + filler, 100 bytes in all after the prefix.
+    fn binary(prefix: &[u8]) -> Template {
+        let mut buf = prefix.to_vec();
+        let ts_at = buf.len();
+        buf.extend_from_slice(&[b'0'; TS_DIGITS]);
+        buf.resize(ts_at + 100, 0xab);
+        Template { buf, ts_at }
+    }
+    fn stamp(&mut self, ns: u64) -> &[u8] {
+        let mut v = ns;
+        for i in (0..TS_DIGITS).rev() {
+            self.buf[self.ts_at + i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        &self.buf
+    }
+}
+
+/// The timestamp after the first `"t":"` in a JSON text.
+fn ts_in_json(b: &[u8]) -> Option<u64> {
+    let p = b.windows(5).position(|w| w == b"\"t\":\"")? + 5;
+    ts_digits(b.get(p..p + TS_DIGITS)?)
+}
+
+fn ts_digits(d: &[u8]) -> Option<u64> {
+    let mut v = 0u64;
+    for &c in d {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + u64::from(c - b'0');
+    }
+    Some(v)
+}
+
+// ---------------------------------------------------------------------------------------
+// Shared state of a run (one thread: Rc/Cell)
+
+struct Run {
+    epoch: Instant,
+    measuring: Cell<bool>,
+    stop: Cell<bool>,
+    hist: RefCell<Histogram<u64>>,
+    count: Cell<u64>,
+    errors: Cell<u64>,
+}
+
+impl Run {
+    fn new() -> Rc<Run> {
+        Rc::new(Run {
+            epoch: Instant::now(),
+            measuring: Cell::new(false),
+            stop: Cell::new(false),
+            hist: RefCell::new(Histogram::new_with_bounds(1, 60_000_000_000, 3).unwrap()),
+            count: Cell::new(0),
+            errors: Cell::new(0),
+        })
+    }
+    fn now_ns(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+    fn record(&self, sent_ns: u64) {
+        if self.measuring.get() {
+            let d = self.now_ns().saturating_sub(sent_ns).max(1);
+            let _ = self.hist.borrow_mut().record(d);
+            self.count.set(self.count.get() + 1);
+        }
+    }
+    fn error(&self, e: &io::Error) {
+        if !self.stop.get() {
+            self.errors.set(self.errors.get() + 1);
+            if self.errors.get() <= 3 {
+                eprintln!("loadgen: connection error: {e}");
+            }
+        }
+    }
+}
+
+fn ws_path(proto: Proto) -> &'static str {
+    match proto {
+        Proto::Sio => "/socket.io/?EIO=4&transport=websocket",
+        Proto::Raw => "/",
+    }
+}
+
+/// Opens `n` connections, `concurrency` at a time, each set up by `setup`.
+async fn open_all<F, Fut>(n: usize, concurrency: usize, setup: F) -> Vec<io::Result<Conn>>
+where
+    F: Fn(usize) -> Fut + 'static,
+    Fut: std::future::Future<Output = io::Result<Conn>> + 'static,
+{
+    let sem = Rc::new(Semaphore::new(concurrency));
+    let setup = Rc::new(setup);
+    let mut handles = Vec::with_capacity(n);
+    for i in 0..n {
+        let sem = sem.clone();
+        let setup = setup.clone();
+        handles.push(tokio::task::spawn_local(async move {
+            let _permit = sem.acquire().await.unwrap();
+            setup(i).await
+        }));
+    }
+    let mut out = Vec::with_capacity(n);
+    for h in handles {
+        out.push(h.await.unwrap_or_else(|e| Err(io::Error::other(e))));
+    }
+    out
+}
+
+fn connected(conns: Vec<io::Result<Conn>>) -> Vec<Conn> {
+    let total = conns.len();
+    let ok: Vec<Conn> = conns
+        .into_iter()
+        .filter_map(|c| {
+            c.map_err(|e| eprintln!("loadgen: connect failed: {e}"))
+                .ok()
+        })
+        .collect();
+    if ok.len() < total {
+        eprintln!(
+            "loadgen: {} of {total} connections failed",
+            total - ok.len()
+        );
+    }
+    ok
+}
+
+struct Window {
+    secs: f64,
+    server_us: f64,
+    me_us: f64,
+}
+
+/// Warms up, then measures for `duration`; returns the window's length and CPU use.
+async fn measure(opts: &Opts, run: &Run) -> Window {
+    tokio::time::sleep(opts.warmup).await;
+    run.hist.borrow_mut().reset();
+    run.count.set(0);
+    let a = sample(opts);
+    run.measuring.set(true);
+    tokio::time::sleep(opts.duration).await;
+    run.measuring.set(false);
+    let b = sample(opts);
+    run.stop.set(true);
+    Window {
+        secs: (b.at - a.at).as_secs_f64(),
+        server_us: b.server - a.server,
+        me_us: b.me - a.me,
+    }
+}
+
+fn pct(h: &Histogram<u64>, q: f64) -> f64 {
+    if h.is_empty() {
+        f64::NAN
+    } else {
+        h.value_at_quantile(q) as f64 / 1000.0
+    }
+}
+
+fn json_num(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.3}")
+    } else {
+        "null".into()
+    }
+}
+
+fn report(opts: &Opts, fields: &[(&str, f64)], extra: &[(&str, String)]) {
+    let mut s = format!(
+        "RESULT {{\"proto\":\"{}\",\"scenario\":\"{}\",\"clients\":{},\"inflight\":{}",
+        match opts.proto {
+            Proto::Sio => "sio",
+            Proto::Raw => "raw",
+        },
+        opts.scenario,
+        opts.clients,
+        opts.inflight
+    );
+    for (k, v) in fields {
+        s.push_str(&format!(",\"{k}\":{}", json_num(*v)));
+    }
+    for (k, v) in extra {
+        s.push_str(&format!(",\"{k}\":\"{v}\""));
+    }
+    s.push('}');
+    println!("{s}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Scenario: echo
+
+async fn echo(opts: Opts) {
+    let run = Run::new();
+    let (addr, proto) = (opts.addr, opts.proto);
+    let conns = connected(
+        open_all(opts.clients, opts.concurrency, move |_| async move {
+            let mut c = Conn::ws(addr, ws_path(proto)).await?;
+            if proto == Proto::Sio {
+                c.sio_connect(true).await?;
+            }
+            Ok(c)
+        })
+        .await,
+    );
+    let per_conn: Rc<Vec<Cell<u64>>> = Rc::new((0..conns.len()).map(|_| Cell::new(0)).collect());
+    for (i, mut c) in conns.into_iter().enumerate() {
+        let run = run.clone();
+        let per_conn = per_conn.clone();
+        let inflight = opts.inflight;
+        tokio::task::spawn_local(async move {
+            let sio = proto == Proto::Sio;
+            let mut tpl = if sio {
+                Template::json("42[\"echo\",", "]")
+            } else {
+                Template::json("", "")
+            };
+            for _ in 0..inflight {
+                let m = tpl.stamp(run.now_ns());
+                push_frame(&mut c.out, OP_TEXT, m);
+            }
+            let r: io::Result<()> = async {
+                c.flush().await?;
+                while !run.stop.get() {
+                    c.fill().await?;
+                    while let Some((op, a, b)) = c.next_frame()? {
+                        match op {
+                            OP_TEXT => {
+                                let m = &c.rbuf[a..b];
+                                if sio && m == b"2" {
+                                    push_frame(&mut c.out, OP_TEXT, b"3");
+                                    continue;
+                                }
+                                if let Some(t) = ts_in_json(m) {
+                                    run.record(t);
+                                    if run.measuring.get() {
+                                        per_conn[i].set(per_conn[i].get() + 1);
+                                    }
+                                    let m = tpl.stamp(run.now_ns());
+                                    push_frame(&mut c.out, OP_TEXT, m);
+                                }
+                            }
+                            OP_CLOSE => return Err(io::ErrorKind::ConnectionAborted.into()),
+                            _ => {}
+                        }
+                    }
+                    c.flush().await?;
+                }
+                Ok(())
+            }
+            .await;
+            if let Err(e) = r {
+                run.error(&e);
+            }
+        });
+    }
+    let w = measure(&opts, &run).await;
+    let h = run.hist.borrow();
+    let n = run.count.get() as f64;
+    let (min, max) = per_conn.iter().fold((u64::MAX, 0), |(lo, hi), c| {
+        (lo.min(c.get()), hi.max(c.get()))
+    });
+    report(
+        &opts,
+        &[
+            ("msgs_per_s", n / w.secs),
+            ("p50_us", pct(&h, 0.5)),
+            ("p99_us", pct(&h, 0.99)),
+            ("p999_us", pct(&h, 0.999)),
+            ("server_cpu_us_per_msg", w.server_us / n),
+            ("server_cpu_pct", w.server_us / w.secs / 1e4),
+            ("loadgen_cpu_pct", w.me_us / w.secs / 1e4),
+            ("fairness_min_over_max", min as f64 / max.max(1) as f64),
+            ("errors", run.errors.get() as f64),
+        ],
+        &[],
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Scenario: fan-out (one sender, every client in the room)
+
+async fn fanout(opts: Opts, binary: bool) {
+    let run = Run::new();
+    let (addr, proto) = (opts.addr, opts.proto);
+    let conns = connected(
+        open_all(opts.clients, opts.concurrency, move |_| async move {
+            let mut c = Conn::ws(addr, ws_path(proto)).await?;
+            // Joined once an echo comes back after the join (packets are handled in order).
+            let mut probe = Template::json("42[\"echo\",", "]");
+            if proto == Proto::Sio {
+                c.sio_connect(true).await?;
+                c.push(OP_TEXT, b"42[\"join\"]");
+            } else {
+                probe = Template::json("", "");
+            }
+            let m = probe.stamp(0);
+            push_frame(&mut c.out, OP_TEXT, m);
+            c.flush().await?;
+            loop {
+                let (_, a, b) = c.next_message(proto == Proto::Sio).await?;
+                if ts_in_json(&c.rbuf[a..b]).is_some() {
+                    break;
+                }
+            }
+            Ok(c)
+        })
+        .await,
+    );
+    let receivers = conns.len() as u64;
+    let sent = Rc::new(Cell::new(0u64));
+    let delivered = Rc::new(Cell::new(0u64));
+    let room = Rc::new(Notify::new());
+    let inflight = opts.inflight as u64;
+    for (i, mut c) in conns.into_iter().enumerate() {
+        let run = run.clone();
+        let (sent, delivered, room) = (sent.clone(), delivered.clone(), room.clone());
+        let is_sender = i == 0;
+        tokio::task::spawn_local(async move {
+            let sio = proto == Proto::Sio;
+            let mut tpl = match (sio, binary) {
+                (true, false) => Template::json("42[\"bcast\",", "]"),
+                (false, false) => Template::json("B", ""),
+                (_, true) => Template::binary(if sio { b"" } else { b"B" }),
+            };
+            let header = b"451-[\"bcast\",{\"_placeholder\":true,\"num\":0}]";
+            let r: io::Result<()> = async {
+                loop {
+                    if is_sender {
+                        while sent.get() * receivers - delivered.get().min(sent.get() * receivers)
+                            < inflight * receivers
+                            && !run.stop.get()
+                        {
+                            let t = run.now_ns();
+                            if sio && binary {
+                                push_frame(&mut c.out, OP_TEXT, header);
+                            }
+                            let m = tpl.stamp(t);
+                            push_frame(&mut c.out, if binary { OP_BINARY } else { OP_TEXT }, m);
+                            sent.set(sent.get() + 1);
+                        }
+                        c.flush().await?;
+                    }
+                    if run.stop.get() {
+                        return Ok(());
+                    }
+                    if is_sender {
+                        tokio::select! {
+                            r = c.fill() => r?,
+                            () = room.notified() => continue,
+                        }
+                    } else {
+                        c.fill().await?;
+                    }
+                    while let Some((op, a, b)) = c.next_frame()? {
+                        let m = &c.rbuf[a..b];
+                        let t = match op {
+                            OP_TEXT if sio && m == b"2" => {
+                                push_frame(&mut c.out, OP_TEXT, b"3");
+                                continue;
+                            }
+                            OP_TEXT if !binary => ts_in_json(m),
+                            OP_BINARY if binary => {
+                                let off = usize::from(!sio);
+                                m.get(off..off + TS_DIGITS).and_then(ts_digits)
+                            }
+                            OP_CLOSE => return Err(io::ErrorKind::ConnectionAborted.into()),
+                            _ => None,
+                        };
+                        if let Some(t) = t {
+                            run.record(t);
+                            let d = delivered.get() + 1;
+                            delivered.set(d);
+                            if sent.get() * receivers - d.min(sent.get() * receivers)
+                                < inflight * receivers
+                            {
+                                room.notify_one();
+                            }
+                        }
+                    }
+                    c.flush().await?;
+                }
+            }
+            .await;
+            if let Err(e) = r {
+                run.error(&e);
+            }
+        });
+    }
+    let w = measure(&opts, &run).await;
+    let h = run.hist.borrow();
+    let n = run.count.get() as f64;
+    report(
+        &opts,
+        &[
+            ("receivers", receivers as f64),
+            ("deliveries_per_s", n / w.secs),
+            ("p50_us", pct(&h, 0.5)),
+            ("p99_us", pct(&h, 0.99)),
+            ("server_cpu_us_per_delivery", w.server_us / n),
+            ("server_cpu_pct", w.server_us / w.secs / 1e4),
+            ("loadgen_cpu_pct", w.me_us / w.secs / 1e4),
+            ("errors", run.errors.get() as f64),
+        ],
+        &[],
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Scenarios: connect (WebSocket directly) and upgrade (polling handshake, then WebSocket)
+
+/// The sid in an Engine.IO open packet `0{"sid":"…",…}`.
+fn sid_of(open: &[u8]) -> Option<String> {
+    let s = std::str::from_utf8(open).ok()?;
+    let p = s.find("\"sid\":\"")? + 7;
+    let e = s[p..].find('"')? + p;
+    Some(s[p..e].to_owned())
+}
+
+async fn upgrade_session(addr: SocketAddr) -> io::Result<Conn> {
+    let mut http = Conn::tcp(addr).await?;
+    let mut body = Vec::new();
+    let status = http
+        .http(
+            addr,
+            "GET",
+            "/socket.io/?EIO=4&transport=polling",
+            b"",
+            &mut body,
+        )
+        .await?;
+    if status != 200 {
+        return Err(bad(&format!("polling handshake answered {status}")));
+    }
+    let sid = sid_of(&body).ok_or_else(|| bad("no sid"))?;
+    let mut c = Conn::ws(
+        addr,
+        &format!("/socket.io/?EIO=4&transport=websocket&sid={sid}"),
+    )
+    .await?;
+    c.push(OP_TEXT, b"2probe");
+    c.flush().await?;
+    loop {
+        let (_, a, b) = c.next_message(true).await?;
+        if &c.rbuf[a..b] == b"3probe" {
+            break;
+        }
+    }
+    c.push(OP_TEXT, b"5");
+    c.sio_connect(false).await?;
+    drop(http);
+    Ok(c)
+}
+
+async fn connect(opts: Opts, upgrade: bool) {
+    let run = Run::new();
+    let pid = opts.server_pid.map(|p| p.to_string()).unwrap_or_default();
+    let rss_before = rss_kib(&pid);
+    let a = sample(&opts);
+    let (addr, proto) = (opts.addr, opts.proto);
+    let hist = Rc::new(RefCell::new(
+        Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap(),
+    ));
+    let h2 = hist.clone();
+    let conns = connected(
+        open_all(opts.clients, opts.concurrency, move |_| {
+            let hist = h2.clone();
+            async move {
+                let t = Instant::now();
+                let c = if upgrade {
+                    upgrade_session(addr).await?
+                } else {
+                    let mut c = Conn::ws(addr, ws_path(proto)).await?;
+                    if proto == Proto::Sio {
+                        c.sio_connect(true).await?;
+                    }
+                    c
+                };
+                let _ = hist.borrow_mut().record(t.elapsed().as_nanos() as u64);
+                Ok(c)
+            }
+        })
+        .await,
+    );
+    let b = sample(&opts);
+    let n = conns.len() as f64;
+    // Idle: keep every connection read (pings answered), let the server settle, then
+    // measure its RSS.
+    let idle: Vec<_> = conns
+        .into_iter()
+        .map(|mut c| {
+            tokio::task::spawn_local(async move {
+                loop {
+                    if c.next_message(proto == Proto::Sio).await.is_err() {
+                        return;
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_after = rss_kib(&pid);
+    run.stop.set(true);
+    let h = hist.borrow();
+    let secs = (b.at - a.at).as_secs_f64();
+    report(
+        &opts,
+        &[
+            ("connected", n),
+            ("conns_per_s", n / secs),
+            ("p50_us", pct(&h, 0.5)),
+            ("p99_us", pct(&h, 0.99)),
+            ("server_cpu_us_per_conn", (b.server - a.server) / n),
+            ("server_cpu_pct", (b.server - a.server) / secs / 1e4),
+            ("loadgen_cpu_pct", (b.me - a.me) / secs / 1e4),
+            ("rss_before_kib", rss_before),
+            ("rss_after_kib", rss_after),
+            ("rss_kib_per_conn", (rss_after - rss_before) / n),
+            ("errors", opts.clients as f64 - n),
+        ],
+        &[],
+    );
+    for t in idle {
+        t.abort();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Scenario: echo over long-polling (a GET loop and a POST loop per client)
+
+async fn polling_echo(opts: Opts) {
+    let run = Run::new();
+    let addr = opts.addr;
+    let mut tasks = Vec::new();
+    for _ in 0..opts.clients {
+        let run = run.clone();
+        let inflight = opts.inflight;
+        tasks.push(tokio::task::spawn_local(async move {
+            let r: io::Result<()> = async {
+                let mut get = Conn::tcp(addr).await?;
+                let mut post = Conn::tcp(addr).await?;
+                let mut body = Vec::new();
+                get.http(
+                    addr,
+                    "GET",
+                    "/socket.io/?EIO=4&transport=polling",
+                    b"",
+                    &mut body,
+                )
+                .await?;
+                let sid = sid_of(&body).ok_or_else(|| bad("no sid"))?;
+                let path = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
+                body.clear();
+                post.http(addr, "POST", &path, b"40", &mut body).await?;
+                loop {
+                    body.clear();
+                    get.http(addr, "GET", &path, b"", &mut body).await?;
+                    if body.split(|&c| c == 0x1e).any(|p| p.starts_with(b"40")) {
+                        break;
+                    }
+                }
+                let outstanding = Rc::new(Cell::new(0usize));
+                let pings = Rc::new(Cell::new(0usize));
+                let wake = Rc::new(Notify::new());
+                let (o2, p2, w2, r2, path2) = (
+                    outstanding.clone(),
+                    pings.clone(),
+                    wake.clone(),
+                    run.clone(),
+                    path.clone(),
+                );
+                let getter = tokio::task::spawn_local(async move {
+                    let mut body = Vec::new();
+                    while !r2.stop.get() {
+                        body.clear();
+                        if get.http(addr, "GET", &path2, b"", &mut body).await.is_err() {
+                            return;
+                        }
+                        for p in body.split(|&c| c == 0x1e) {
+                            if p == b"2" {
+                                p2.set(p2.get() + 1);
+                            } else if let Some(t) = ts_in_json(p) {
+                                r2.record(t);
+                                o2.set(o2.get().saturating_sub(1));
+                            }
+                        }
+                        w2.notify_one();
+                    }
+                });
+                let mut tpl = Template::json("42[\"echo\",", "]");
+                let mut req = Vec::new();
+                while !run.stop.get() {
+                    req.clear();
+                    for _ in 0..pings.replace(0) {
+                        if !req.is_empty() {
+                            req.push(0x1e);
+                        }
+                        req.push(b'3');
+                    }
+                    while outstanding.get() < inflight {
+                        if !req.is_empty() {
+                            req.push(0x1e);
+                        }
+                        req.extend_from_slice(tpl.stamp(run.now_ns()));
+                        outstanding.set(outstanding.get() + 1);
+                    }
+                    if !req.is_empty() {
+                        body.clear();
+                        let s = post.http(addr, "POST", &path, &req, &mut body).await?;
+                        if s != 200 {
+                            return Err(bad(&format!("POST answered {s}")));
+                        }
+                    }
+                    wake.notified().await;
+                }
+                getter.abort();
+                Ok(())
+            }
+            .await;
+            if let Err(e) = r {
+                run.error(&e);
+            }
+        }));
+    }
+    let w = measure(&opts, &run).await;
+    let h = run.hist.borrow();
+    let n = run.count.get() as f64;
+    report(
+        &opts,
+        &[
+            ("msgs_per_s", n / w.secs),
+            ("p50_us", pct(&h, 0.5)),
+            ("p99_us", pct(&h, 0.99)),
+            ("server_cpu_us_per_msg", w.server_us / n),
+            ("server_cpu_pct", w.server_us / w.secs / 1e4),
+            ("loadgen_cpu_pct", w.me_us / w.secs / 1e4),
+            ("errors", run.errors.get() as f64),
+        ],
+        &[],
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+
+fn main() {
+    let opts = parse_opts();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let local = tokio::task::LocalSet::new();
+    // Every scenario is bounded: connection set-up, warm-up and window, plus a margin.
+    let limit = opts.warmup + opts.duration + Duration::from_secs(120);
+    let deadline = tokio::time::Instant::now() + limit;
+    let o = opts.clone();
+    let done = local.block_on(&rt, async move {
+        timeout_at(deadline, async move {
+            match o.scenario.as_str() {
+                "echo" => echo(o).await,
+                "fanout" => fanout(o, false).await,
+                "fanout-bin" => {
+                    if o.proto == Proto::Sio || o.proto == Proto::Raw {
+                        fanout(o, true).await
+                    }
+                }
+                "connect" => connect(o, false).await,
+                "upgrade" => connect(o, true).await,
+                "polling-echo" => polling_echo(o).await,
+                s => panic!("unknown scenario {s}"),
+            }
+        })
+        .await
+    });
+    if done.is_err() {
+        eprintln!("loadgen: scenario {} timed out", opts.scenario);
+        std::process::exit(2);
+    }
+    // Connections are dropped with the process; no need to wait for their tasks.
+    std::process::exit(0);
+}
