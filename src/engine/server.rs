@@ -252,7 +252,7 @@ impl<H: EngineHandler> Engine<H> {
         let session = Arc::new(Session::new(
             Sid::new(),
             H::Data::default(),
-            parts,
+            owned_parts(parts),
             transport,
             self.config.max_buffered_packets,
             protocol,
@@ -334,6 +334,24 @@ impl<H: EngineHandler> Engine<H> {
         tracing::debug!(sid = %session.id(), reason = reason.as_str(), "engine session closed");
         self.handler.on_close(&session, reason);
     }
+}
+
+/// The request parts with their header values and URI copied out of the connection's
+/// read buffer: hyper hands them out as slices of it, and one kept header would keep the
+/// whole buffer (kilobytes) alive for the session's life.
+fn owned_parts(mut parts: http::request::Parts) -> http::request::Parts {
+    let mut headers = http::HeaderMap::with_capacity(parts.headers.len());
+    for (name, value) in &parts.headers {
+        let name = http::HeaderName::from_bytes(name.as_str().as_bytes());
+        if let (Ok(name), Ok(v)) = (name, http::HeaderValue::from_bytes(value.as_bytes())) {
+            headers.append(name, v);
+        }
+    }
+    parts.headers = headers;
+    if let Ok(uri) = parts.uri.to_string().parse() {
+        parts.uri = uri;
+    }
+    parts
 }
 
 /// Waits on a polling session until it closes or a WebSocket upgrade is handed over.

@@ -18,14 +18,12 @@ const LEN: usize = 22;
 pub struct Sid([u8; LEN]);
 
 impl Sid {
-    /// Draws a fresh random id.
-    ///
-    /// # Panics
-    /// Only if the operating system cannot provide random bytes, in which case no session
-    /// can be opened safely at all.
+    /// Draws a fresh random id from the thread's cryptographically secure generator
+    /// (ChaCha, seeded and periodically reseeded from the operating system): no system call
+    /// per id.
     pub fn new() -> Self {
         let mut raw = [0u8; RANDOM_BYTES];
-        getrandom::fill(&mut raw).expect("the OS random source failed"); // ok: not client input
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut raw);
         let mut out = [0u8; LEN];
         // ok: 16 bytes always encode to exactly 22 characters without padding.
         let n = URL_SAFE_NO_PAD
