@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper_util::rt::TokioIo;
@@ -305,43 +305,31 @@ pub(crate) async fn run<H: EngineHandler>(
                 }
             }
             msg = stream.next() => {
-                let msg = match msg {
-                    None => break CloseReason::TransportClose,
-                    Some(Err(e)) => {
-                        tracing::debug!(sid = %session.id(), error = %e, "websocket read failed");
-                        break close_reason_of(&e);
-                    }
-                    Some(Ok(m)) => m,
-                };
-                if matches!(msg, WsMessage::Close(_)) {
-                    break CloseReason::TransportClose;
-                }
-                let incoming = match framing.decode(msg) {
-                    Some(Ok(p)) => p,
-                    Some(Err(e)) => {
-                        tracing::debug!(sid = %session.id(), error = %e, "bad engine.io packet");
-                        break CloseReason::TransportError;
-                    }
-                    None => continue,
-                };
-                match incoming {
-                    Incoming::Message(m) if gate.is_some() => {
-                        if held.len() >= MAX_HELD {
-                            tracing::debug!(sid = %session.id(), "too many messages held behind a pending handler");
-                            break CloseReason::TransportError;
+                // Take every message already received before writing anything: replies
+                // to a burst then leave in one write instead of one write each.
+                let mut next = Some(msg);
+                let mut taken = 0;
+                let mut ended = None;
+                while let Some(msg) = next.take() {
+                    let r = match msg {
+                        None => Some(CloseReason::TransportClose),
+                        Some(Err(e)) => {
+                            tracing::debug!(sid = %session.id(), error = %e, "websocket read failed");
+                            Some(close_reason_of(&e))
                         }
-                        held.push_back(m);
+                        Some(Ok(m)) => take(engine, session, hb, framing, &mut gate, &mut held, m),
+                    };
+                    if r.is_some() {
+                        ended = r;
+                        break;
                     }
-                    Incoming::Message(m) => gate = engine.handler().on_message(session, m),
-                    Incoming::Pong { probe: false } if framing == WsFraming::V4 => hb.on_pong(),
-                    Incoming::Ping { probe: false } if framing != WsFraming::V4 => {
-                        session.send_control(PONG);
-                        hb.on_pong();
+                    taken += 1;
+                    if taken < READ_BATCH {
+                        next = stream.next().now_or_never();
                     }
-                    Incoming::Close => break CloseReason::ClientClose,
-                    other => {
-                        tracing::trace!(sid = %session.id(), packet = ?other, "ignored packet on websocket");
-                    }
+                }
+                if let Some(reason) = ended {
+                    break reason;
                 }
             }
         }
@@ -350,6 +338,52 @@ pub(crate) async fn run<H: EngineHandler>(
     // The close handshake is a courtesy; a peer that does not read cannot have it.
     let _ = tokio::time::timeout(CLOSE_GRACE, stream.close(None)).await;
     reason
+}
+
+/// Messages taken from one read before the loop looks at its other work again.
+const READ_BATCH: usize = 64;
+
+/// Hands one received WebSocket message on; `Some(reason)` ends the session.
+fn take<H: EngineHandler>(
+    engine: &Arc<Engine<H>>,
+    session: &Arc<Session<H::Data>>,
+    hb: &mut Heartbeat,
+    framing: WsFraming,
+    gate: &mut Option<Gate>,
+    held: &mut VecDeque<Message>,
+    msg: WsMessage,
+) -> Option<CloseReason> {
+    if matches!(msg, WsMessage::Close(_)) {
+        return Some(CloseReason::TransportClose);
+    }
+    let incoming = match framing.decode(msg) {
+        Some(Ok(p)) => p,
+        Some(Err(e)) => {
+            tracing::debug!(sid = %session.id(), error = %e, "bad engine.io packet");
+            return Some(CloseReason::TransportError);
+        }
+        None => return None,
+    };
+    match incoming {
+        Incoming::Message(m) if gate.is_some() => {
+            if held.len() >= MAX_HELD {
+                tracing::debug!(sid = %session.id(), "too many messages held behind a pending handler");
+                return Some(CloseReason::TransportError);
+            }
+            held.push_back(m);
+        }
+        Incoming::Message(m) => *gate = engine.handler().on_message(session, m),
+        Incoming::Pong { probe: false } if framing == WsFraming::V4 => hb.on_pong(),
+        Incoming::Ping { probe: false } if framing != WsFraming::V4 => {
+            session.send_control(PONG);
+            hb.on_pong();
+        }
+        Incoming::Close => return Some(CloseReason::ClientClose),
+        other => {
+            tracing::trace!(sid = %session.id(), packet = ?other, "ignored packet on websocket");
+        }
+    }
+    None
 }
 
 /// How long the closing handshake may take before the connection is just dropped.
