@@ -370,7 +370,24 @@ async fn mixed_cluster_with_node() {
         r2.io.sockets().iter().all(|s| s.id().as_str() != b1_id),
         "b1 still on rust2"
     );
+    // The Node process (the Node server and every client) dies: the Rust servers answer
+    // fetch requests without it, at once.
     let _ = d.stdin.write_all(b"{\"cmd\":\"exit\"}\n").await;
+    let _ = d._child.wait().await;
+    let started = std::time::Instant::now();
+    let fetched = common::within(
+        Duration::from_secs(5),
+        "fetch without the dead node",
+        main1().fetch_sockets(),
+    )
+    .await
+    .expect("fetch after a node died");
+    assert!(fetched.is_empty(), "sockets of a dead process: {fetched:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "waited for the dead node"
+    );
+    assert_eq!(r1.io.server_count().await.expect("count"), 2);
 }
 
 /// Starts a private redis-server on `port`; `None` if there is no redis-server binary.
