@@ -351,6 +351,16 @@ fn owned_parts(mut parts: http::request::Parts) -> http::request::Parts {
     if let Ok(uri) = parts.uri.to_string().parse() {
         parts.uri = uri;
     }
+    // Extensions may hold slices of the buffer too (hyper's header-case map, ...): keep
+    // only the client address.
+    let address = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .copied();
+    parts.extensions = http::Extensions::new();
+    if let Some(address) = address {
+        parts.extensions.insert(address);
+    }
     parts
 }
 
