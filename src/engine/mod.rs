@@ -28,6 +28,8 @@ pub(crate) use config::normalize_path;
 pub use config::{AllowRequest, EngineConfig, EngineConfigBuilder, Transports};
 pub use error::EngineError;
 pub use handler::{EngineHandler, Gate};
+#[doc(hidden)]
+pub use packet::fuzz_decode_payload;
 pub use packet::{DecodeError, Frame, Message, MessageBuf, Str};
 pub use server::Engine;
 pub use service::{EngineLayer, EngineService, NotFound, ResponseFuture};

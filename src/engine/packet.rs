@@ -62,7 +62,8 @@ pub(crate) fn decode_text(text: Str) -> Result<Incoming, DecodeError> {
     let Some(&first) = s.as_bytes().first() else {
         return Err(DecodeError::Empty);
     };
-    let rest = &s[1..];
+    // Not `&s[1..]`: a first character of several bytes is no boundary (found by fuzzing).
+    let rest = s.get(1..).unwrap_or_default();
     Ok(match first {
         b'4' => {
             let bytes = Bytes::from(text).slice(1..);
@@ -209,6 +210,18 @@ impl io::Write for MessageBuf {
     }
 }
 
+/// Fuzzing entry point, not an API: decodes `body` as a polling POST body of Engine.IO v4,
+/// and of v3 as text and as binary, returning the packet counts (or the errors).
+#[doc(hidden)]
+pub fn fuzz_decode_payload(body: &[u8]) -> [Result<usize, DecodeError>; 3] {
+    let body = Bytes::copy_from_slice(body);
+    [
+        decode_payload(body.clone()).map(|p| p.len()),
+        super::v3::decode_text_payload(body.clone()).map(|p| p.len()),
+        super::v3::decode_binary_payload(body).map(|p| p.len()),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,6 +239,7 @@ mod tests {
         assert_eq!(text(""), Err(DecodeError::Empty));
         assert_eq!(text("9"), Err(DecodeError::UnknownType));
         assert_eq!(text("3x"), Err(DecodeError::UnknownType));
+        assert_eq!(text("é"), Err(DecodeError::UnknownType));
     }
 
     #[test]
