@@ -319,8 +319,9 @@ pub(super) fn frame(
 }
 
 /// EVENT when `event` is set, ACK otherwise; the binary variant when `data` holds
-/// [`Binary`](super::Binary) values.
-#[cfg(test)]
+/// [`Binary`](super::Binary) values. The data is serialized straight behind the header:
+/// one buffer, no intermediate copy (what a single emit needs; broadcasts go through
+/// [`serialize_args`] and [`frame`] so they can be framed again per cluster or recovery).
 pub(super) fn encode_data<T: Serialize + ?Sized>(
     ns: &str,
     event: Option<&str>,
@@ -328,8 +329,39 @@ pub(super) fn encode_data<T: Serialize + ?Sized>(
     id: Option<u64>,
     spread: bool,
 ) -> Result<Encoded, EncodeError> {
-    let (args, atts) = serialize_args(data, spread)?;
-    Ok(frame(ns, event, &args, &atts, id, None))
+    if spread {
+        let (args, atts) = serialize_args(data, spread)?;
+        return Ok(frame(ns, event, &args, &atts, id, None));
+    }
+    let mut buf = MessageBuf::with_capacity(64 + ns.len() + event.map_or(0, str::len));
+    buf.push_str(if event.is_some() { "2" } else { "3" });
+    if ns != "/" {
+        buf.push_str(ns);
+        buf.push_str(",");
+    }
+    if let Some(id) = id {
+        let _ = write!(buf, "{id}");
+    }
+    buf.push_str("[");
+    if let Some(event) = event {
+        push_json_str(&mut buf, event);
+        buf.push_str(",");
+    }
+    let (res, atts) = collect_attachments(|| serde_json::to_writer(&mut buf, data));
+    res?;
+    buf.push_str("]");
+    if atts.is_empty() {
+        return Ok(finish(buf));
+    }
+    // Attachments found: BINARY_EVENT/BINARY_ACK with their count after the type.
+    let rest = &buf.data()[1..];
+    let mut bin = MessageBuf::with_capacity(rest.len() + 8);
+    bin.push_str(if event.is_some() { "5" } else { "6" });
+    let _ = write!(bin, "{}-", atts.len());
+    let _ = bin.write_all(rest);
+    let mut enc = finish(bin);
+    enc.attachments = atts.into_iter().map(Frame::Binary).collect();
+    Ok(enc)
 }
 
 #[cfg(test)]

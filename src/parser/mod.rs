@@ -377,8 +377,14 @@ impl Parser {
         id: Option<u64>,
         spread: bool,
     ) -> Result<Encoded, EncodeError> {
-        let p = self.event_packet(ns, event, data, spread)?;
-        Ok(self.encode_event(&p, id, None))
+        match self {
+            Parser::Json => json::encode_data(ns, Some(event), data, id, spread),
+            #[cfg(feature = "msgpack")]
+            Parser::MsgPack => {
+                let p = self.event_packet(ns, event, data, spread)?;
+                Ok(self.encode_event(&p, id, None))
+            }
+        }
     }
 
     /// Serializes an event once, for broadcasting.
@@ -429,8 +435,14 @@ impl Parser {
         data: &T,
         spread: bool,
     ) -> Result<Encoded, EncodeError> {
-        let payload = self.serialize_args(data, spread)?;
-        Ok(frame(ns, None, &payload, Some(id), None))
+        match self {
+            Parser::Json => json::encode_data(ns, None, data, Some(id), spread),
+            #[cfg(feature = "msgpack")]
+            Parser::MsgPack => {
+                let payload = self.serialize_args(data, spread)?;
+                Ok(frame(ns, None, &payload, Some(id), None))
+            }
+        }
     }
 }
 
