@@ -21,6 +21,9 @@ pub struct Client {
     /// Protocol v4: the implicit connect to `/` when it did not finish at once; the client's
     /// first packets wait for it.
     pending_connect: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The connect-timeout timer, cancelled when the session closes so a closed session's
+    /// memory is not held until it fires.
+    connect_timer: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -254,7 +257,7 @@ impl EngineHandler for SocketIoHandler {
         }
         let weak = Arc::downgrade(session);
         let timeout = self.io.shared.config.connect_timeout;
-        tokio::spawn(async move {
+        let timer = tokio::spawn(async move {
             tokio::time::sleep(timeout).await;
             if let Some(s) = weak.upgrade() {
                 if !s.is_closed() && s.data.is_empty() {
@@ -263,6 +266,11 @@ impl EngineHandler for SocketIoHandler {
                 }
             }
         });
+        *session
+            .data
+            .connect_timer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(timer.abort_handle());
     }
 
     fn on_message(&self, session: &Arc<Session<Client>>, msg: Message) -> Option<Gate> {
@@ -289,6 +297,15 @@ impl EngineHandler for SocketIoHandler {
     }
 
     fn on_close(&self, session: &Arc<Session<Client>>, reason: CloseReason) {
+        if let Some(timer) = session
+            .data
+            .connect_timer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            timer.abort();
+        }
         let reason = if self.io.shared.shutting_down.load(Ordering::Acquire) {
             DisconnectReason::ServerShuttingDown
         } else {

@@ -233,9 +233,6 @@ async fn graceful_shutdown_is_bounded_by_its_grace() {
 /// does for every socket) must deliver the DISCONNECT before the WebSocket closes: the
 /// client then knows it was dropped on purpose and does not reconnect.
 #[tokio::test]
-#[ignore = "bug (src/engine/ws.rs, run): a frame queued just before a ServerClose is lost \
-            about one time in three; the write branch races `closed()` and breaks without \
-            the final flush"]
 async fn server_close_delivers_the_queued_disconnect_first() {
     let s = sio_server(hardening_util::quiet()).await;
     let mut clients = Vec::new();

@@ -291,7 +291,9 @@ pub(crate) async fn run<H: EngineHandler>(
                         tracing::debug!(sid = %session.id(), error = %e, "websocket write failed");
                         close_reason_of(&e)
                     }),
-                    reason = closed(session) => Some(reason),
+                    // Closed meanwhile: the top of the loop flushes what is queued (a
+                    // DISCONNECT must reach the client before the close), bounded, and ends.
+                    _ = closed(session) => None,
                     () = sleep_until(hb.deadline) => hb.on_timer(session).err(),
                 };
                 if let Some(reason) = outcome {
