@@ -365,6 +365,13 @@ impl SocketIoBuilder {
         self.config.engine.transports = crate::engine::Transports { polling, websocket };
         self
     }
+    /// Compresses long-polling responses of at least `threshold` bytes with gzip or deflate
+    /// when the client accepts it (feature `compression`). Default off. WebSocket
+    /// permessage-deflate is not available: tokio-tungstenite does not implement it.
+    pub fn http_compression(mut self, threshold: usize) -> Self {
+        self.config.engine.http_compression = Some(threshold);
+        self
+    }
     /// Whether polling may upgrade to WebSocket. Default true.
     pub fn allow_upgrades(mut self, allow: bool) -> Self {
         self.config.engine.allow_upgrades = allow;

@@ -61,6 +61,10 @@ pub struct EngineConfig {
     /// accepted, as the reference server's `allowEIO3`. Off by default: such a handshake is
     /// refused with code 5. See [`EngineProtocol`](super::EngineProtocol) for what changes.
     pub allow_eio3: bool,
+    /// Compress long-polling responses of at least this many bytes with gzip or deflate,
+    /// when the client accepts it (feature `compression`; the reference server's
+    /// `httpCompression.threshold`). Default `None`: off.
+    pub http_compression: Option<usize>,
 }
 
 impl fmt::Debug for EngineConfig {
@@ -95,6 +99,7 @@ impl Default for EngineConfig {
             ws_read_buffer_size: 4096,
             allow_request: None,
             allow_eio3: false,
+            http_compression: None,
         }
     }
 }
@@ -168,6 +173,11 @@ impl EngineConfigBuilder {
     /// server's `allowEIO3`. Default false.
     pub fn allow_eio3(mut self, allow: bool) -> Self {
         self.0.allow_eio3 = allow;
+        self
+    }
+    /// Compresses polling responses of at least `threshold` bytes (feature `compression`).
+    pub fn http_compression(mut self, threshold: usize) -> Self {
+        self.0.http_compression = Some(threshold);
         self
     }
     /// Finishes the configuration.

@@ -61,6 +61,7 @@ pub(crate) fn text_response(body: Bytes) -> Response<Full<Bytes>> {
 pub(crate) async fn get<D>(
     config: &EngineConfig,
     session: Arc<Session<D>>,
+    encoding: Option<Encoding>,
 ) -> Response<Full<Bytes>> {
     let mut guard = match InFlight::claim(&session, &session.get_busy) {
         Ok(g) => g,
@@ -106,15 +107,93 @@ pub(crate) async fn get<D>(
     }
     guard.done = true;
     drop(guard);
-    if binary {
-        let mut res = Response::new(Full::new(body.freeze()));
+    let mut body = body.freeze();
+    let compressed = config
+        .http_compression
+        .filter(|threshold| body.len() >= *threshold)
+        .and(encoding)
+        .and_then(|e| compress(&body, e).map(|b| (e, b)));
+    if let Some((_, b)) = &compressed {
+        body = b.clone();
+    }
+    let mut res = if binary {
+        let mut res = Response::new(Full::new(body));
         res.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/octet-stream"),
         );
-        return res;
+        res
+    } else {
+        text_response(body)
+    };
+    if let Some((e, _)) = compressed {
+        let h = res.headers_mut();
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(e.name()));
+        h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     }
-    text_response(body.freeze())
+    res
+}
+
+/// A content coding the client accepts for polling responses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Encoding {
+    Gzip,
+    Deflate,
+}
+
+impl Encoding {
+    fn name(self) -> &'static str {
+        match self {
+            Encoding::Gzip => "gzip",
+            Encoding::Deflate => "deflate",
+        }
+    }
+}
+
+/// gzip if the client accepts it, else deflate, else nothing.
+pub(crate) fn accepted_encoding(headers: &http::HeaderMap) -> Option<Encoding> {
+    let accept = headers.get(header::ACCEPT_ENCODING)?.to_str().ok()?;
+    let offers = |name: &str| {
+        accept.split(',').any(|t| {
+            let mut parts = t.trim().split(';');
+            parts
+                .next()
+                .is_some_and(|n| n.trim().eq_ignore_ascii_case(name))
+                && !parts.any(|p| p.trim().replace(' ', "") == "q=0")
+        })
+    };
+    if offers("gzip") {
+        Some(Encoding::Gzip)
+    } else if offers("deflate") {
+        Some(Encoding::Deflate)
+    } else {
+        None
+    }
+}
+
+#[cfg(feature = "compression")]
+fn compress(body: &[u8], encoding: Encoding) -> Option<Bytes> {
+    use std::io::Write;
+    let level = flate2::Compression::fast();
+    let out = match encoding {
+        Encoding::Gzip => {
+            let mut e = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 2), level);
+            e.write_all(body).ok()?;
+            e.finish().ok()?
+        }
+        Encoding::Deflate => {
+            let mut e =
+                flate2::write::DeflateEncoder::new(Vec::with_capacity(body.len() / 2), level);
+            e.write_all(body).ok()?;
+            e.finish().ok()?
+        }
+    };
+    Some(Bytes::from(out))
+}
+
+#[cfg(not(feature = "compression"))]
+fn compress(_: &[u8], _: Encoding) -> Option<Bytes> {
+    None
 }
 
 /// Decodes a POST body as the session's protocol frames it.

@@ -194,7 +194,10 @@ impl<H: EngineHandler> Engine<H> {
             }
             TransportKind::Polling if session.transport() == TransportKind::Polling => {
                 match *req.method() {
-                    Method::GET => Ok(polling::get(&self.config, session).await),
+                    Method::GET => {
+                        let encoding = polling::accepted_encoding(req.headers());
+                        Ok(polling::get(&self.config, session, encoding).await)
+                    }
                     Method::POST => polling::post(self, session, req).await,
                     _ => Err(EngineError::BadRequest),
                 }
