@@ -1,7 +1,7 @@
 //! Handler traits, implemented for closures of up to eight extractor arguments by one macro.
 //!
 //! A handler is a closure whose arguments all implement
-//! [`FromContext`](crate::extract::FromContext). It may be synchronous or `async`; middlewares
+//! [`FromContext`]. It may be synchronous or `async`; middlewares
 //! return `Result<(), E>` (or a future of it) where `E: Into<ConnectRejection>`.
 
 use std::future::Future;
