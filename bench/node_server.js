@@ -1,8 +1,12 @@
 // The Node.js socket.io v4 server of scripts/bench.sh: the same events as
 // examples/bench_server.rs, as a Node user would write them.
 //   echo:  the arguments go back to the sender as "echo"
-//   join:  the socket joins the room "bench"
+//   join:  the socket joins the room given as argument ("bench" without one) and answers
+//          the ack if the client asked for one
+//   leave: the socket leaves the room given as argument
 //   bcast: the arguments are broadcast to the room "bench" as "bcast", the sender included
+//   bcast-room (room, payload): the payload is broadcast to that room as "bcast-room", the
+//          sender included (the rooms-churn senders are in no room)
 // Listens with a backlog of 4096, as the Rust servers. Usage: node node_server.js 127.0.0.1:3200
 "use strict";
 const http = require("http");
@@ -13,8 +17,14 @@ const server = http.createServer();
 const io = new Server(server, { serveClient: false });
 io.on("connection", (socket) => {
   socket.on("echo", (...args) => socket.emit("echo", ...args));
-  socket.on("join", () => socket.join("bench"));
+  socket.on("join", (...args) => {
+    const ack = typeof args[args.length - 1] === "function" ? args.pop() : null;
+    socket.join(typeof args[0] === "string" ? args[0] : "bench");
+    if (ack) ack();
+  });
+  socket.on("leave", (room) => socket.leave(room));
   socket.on("bcast", (...args) => io.to("bench").emit("bcast", ...args));
+  socket.on("bcast-room", (room, payload) => io.to(room).emit("bcast-room", payload));
 });
 server.listen({ host, port: Number(port), backlog: 4096 }, () => {
   console.log(`ready node socket.io ${require("socket.io/package.json").version} on ${host}:${port}`);

@@ -2,9 +2,13 @@
 //! events, as a user would write them.
 //!
 //! - `echo`: the arguments go back to the sender as `echo`;
-//! - `join`: the socket joins the room `bench`;
+//! - `join`: the socket joins the room given as argument, `bench` without one, and answers
+//!   the client's ack if it asked for one;
+//! - `leave`: the socket leaves the room given as argument;
 //! - `bcast`: the argument (or its binary attachment) is broadcast to the room `bench` as
-//!   `bcast`, the sender included.
+//!   `bcast`, the sender included;
+//! - `bcast-room` `(room, payload)`: the payload is broadcast to that room as `bcast-room`,
+//!   the sender included (the rooms-churn senders are in no room).
 //!
 //! One thread (a current-thread tokio runtime, pinned by the script with `taskset`); the
 //! listener is bound with a backlog of 4096 and sets `TCP_NODELAY`, as the other benchmark
@@ -17,7 +21,7 @@ use std::net::SocketAddr;
 
 use axum::serve::ListenerExt;
 use serde_json::value::RawValue;
-use tower_socketio::{Bin, Binary, Data, SocketIo, SocketRef};
+use tower_socketio::{AckSender, Bin, Binary, Data, SocketIo, SocketRef};
 
 fn main() -> std::io::Result<()> {
     let addr: SocketAddr = std::env::args()
@@ -35,7 +39,19 @@ fn main() -> std::io::Result<()> {
             socket.on("echo", |s: SocketRef, Data(d): Data<Box<RawValue>>| {
                 let _ = s.emit("echo", &d);
             });
-            socket.on("join", |s: SocketRef| s.join("bench"));
+            socket.on(
+                "join",
+                |s: SocketRef, Data(room): Data<Option<String>>, ack: AckSender| {
+                    match room {
+                        Some(room) => s.join(room),
+                        None => s.join("bench"),
+                    }
+                    let _ = ack.send_args(&[0u8; 0]);
+                },
+            );
+            socket.on("leave", |s: SocketRef, Data(room): Data<String>| {
+                s.leave(room);
+            });
             socket.on(
                 "bcast",
                 |s: SocketRef, Data(d): Data<Box<RawValue>>, Bin(bins): Bin| async move {
@@ -44,6 +60,12 @@ fn main() -> std::io::Result<()> {
                         Some(b) => to.emit("bcast", &Binary(b)).await,
                         None => to.emit("bcast", &d).await,
                     };
+                },
+            );
+            socket.on(
+                "bcast-room",
+                |s: SocketRef, Data((room, d)): Data<(String, Box<RawValue>)>| async move {
+                    let _ = s.within(room).emit("bcast-room", &d).await;
                 },
             );
         });

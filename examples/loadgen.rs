@@ -7,9 +7,10 @@
 //! thread (a current-thread runtime; the script pins it to its own core).
 //!
 //! ```text
-//! loadgen --proto sio|raw --scenario echo|fanout|fanout-bin|connect|upgrade|polling-echo
+//! loadgen --proto sio|raw --scenario echo|fanout|fanout-bin|connect|upgrade|polling-echo|churn
 //!         --addr 127.0.0.1:3100 [--server-pid PID] [--clients N] [--inflight K]
 //!         [--duration SECS] [--warmup SECS] [--concurrency C]
+//!         [--rate OPS_PER_S] [--bcast-rate PER_S] [--senders S]     (churn)
 //! ```
 //! Prints one line `RESULT {json}`: throughput, latency percentiles (µs), the server's CPU
 //! time per unit of work (from `/proc/PID/stat`), the load generator's own CPU use, and for
@@ -47,6 +48,12 @@ struct Opts {
     duration: Duration,
     warmup: Duration,
     concurrency: usize,
+    /// churn: join+leave operations per second in all.
+    rate: f64,
+    /// churn: broadcasts per second in all.
+    bcast_rate: f64,
+    /// churn: the sockets that broadcast (in no room).
+    senders: usize,
 }
 
 fn parse_opts() -> Opts {
@@ -60,6 +67,9 @@ fn parse_opts() -> Opts {
         duration: Duration::from_secs(10),
         warmup: Duration::from_secs(2),
         concurrency: 100,
+        rate: 4000.0,
+        bcast_rate: 400.0,
+        senders: 4,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -80,6 +90,9 @@ fn parse_opts() -> Opts {
             "--duration" => o.duration = Duration::from_secs_f64(v.parse().expect("--duration")),
             "--warmup" => o.warmup = Duration::from_secs_f64(v.parse().expect("--warmup")),
             "--concurrency" => o.concurrency = v.parse().expect("--concurrency"),
+            "--rate" => o.rate = v.parse().expect("--rate"),
+            "--bcast-rate" => o.bcast_rate = v.parse().expect("--bcast-rate"),
+            "--senders" => o.senders = v.parse().expect("--senders"),
             other => panic!("unknown option {other}"),
         }
         i += 2;
@@ -90,6 +103,7 @@ fn parse_opts() -> Opts {
         "connect" => (10_000, 0),
         "upgrade" => (2000, 0),
         "polling-echo" => (20, 10),
+        "churn" => (10_000, 64),
         s => panic!("unknown scenario {s}"),
     };
     if o.clients == 0 {
@@ -1068,6 +1082,323 @@ async fn polling_echo(opts: Opts) {
 }
 
 // ---------------------------------------------------------------------------------------
+// Scenario: rooms churn (sockets moving between rooms of ~10 while broadcasts run)
+
+/// Room names are `r` + 5 digits, so every frame naming a room has a fixed layout.
+const ROOM_DIGITS: usize = 5;
+
+/// A frame payload with a room name at a fixed place, rewritten in place.
+struct RoomFrame {
+    buf: Vec<u8>,
+    at: usize,
+}
+
+impl RoomFrame {
+    /// `prefix` + `r00000` + `suffix`.
+    fn new(prefix: &str, suffix: &str) -> RoomFrame {
+        let mut buf = prefix.as_bytes().to_vec();
+        buf.push(b'r');
+        let at = buf.len();
+        buf.extend_from_slice(&[b'0'; ROOM_DIGITS]);
+        buf.extend_from_slice(suffix.as_bytes());
+        RoomFrame { buf, at }
+    }
+    fn set(&mut self, room: u32) -> &[u8] {
+        set_room(&mut self.buf, self.at, room);
+        &self.buf
+    }
+}
+
+fn set_room(buf: &mut [u8], at: usize, room: u32) {
+    let mut v = room;
+    for i in (0..ROOM_DIGITS).rev() {
+        buf[at + i] = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+}
+
+/// xorshift64*: enough randomness for picking rooms, no allocation, no dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+    fn below(&mut self, n: u32) -> u32 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (((self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) * u64::from(n)) >> 32) as u32
+    }
+}
+
+/// What the churn tasks share.
+struct Churn {
+    /// Room sizes as the load generator asked for them (the server may lag by the moves
+    /// in flight).
+    sizes: Vec<Cell<u32>>,
+    /// Deliveries expected (the room's size when each broadcast was sent) and received,
+    /// over the whole run: their difference bounds the broadcasts in flight.
+    expected: Cell<i64>,
+    delivered: Cell<i64>,
+    /// In the measurement window: join+leave operations acknowledged, broadcasts sent,
+    /// sender ticks held back by the in-flight bound.
+    ops: Cell<u64>,
+    broadcasts: Cell<u64>,
+    held: Cell<u64>,
+    /// Round trip of a move (`leave` + `join` with an ack).
+    moves: RefCell<Histogram<u64>>,
+}
+
+async fn churn(opts: Opts) {
+    let run = Run::new();
+    let (addr, proto) = (opts.addr, opts.proto);
+    let sio = proto == Proto::Sio;
+    let n = opts.clients;
+    let rooms = (n / 10).max(1) as u32;
+    assert!(rooms < 100_000, "at most 99 999 rooms");
+    let senders = opts.senders.max(1);
+    let st = Rc::new(Churn {
+        sizes: (0..rooms).map(|_| Cell::new(0)).collect(),
+        expected: Cell::new(0),
+        delivered: Cell::new(0),
+        ops: Cell::new(0),
+        broadcasts: Cell::new(0),
+        held: Cell::new(0),
+        moves: RefCell::new(Histogram::new_with_bounds(1, 60_000_000_000, 3).unwrap()),
+    });
+    let (join_pre, join_suf, leave_pre, leave_suf) = if sio {
+        ("421[\"join\",\"", "\"]", "42[\"leave\",\"", "\"]")
+    } else {
+        ("J", "", "L", "")
+    };
+    // The first `senders` connections broadcast and are in no room; every other one starts
+    // in room i % rooms (10 per room) and waits for the ack of its join.
+    let conns = connected(
+        open_all(n + senders, opts.concurrency, move |i| async move {
+            let mut c = Conn::ws(addr, ws_path(proto)).await?;
+            if sio {
+                c.sio_connect(true).await?;
+            }
+            if i >= senders {
+                let mut join = RoomFrame::new(join_pre, join_suf);
+                push_frame(
+                    &mut c.out,
+                    OP_TEXT,
+                    join.set(((i - senders) as u32) % rooms),
+                );
+                c.flush().await?;
+                loop {
+                    let (_, a, b) = c.next_message(sio).await?;
+                    if is_join_ack(&c.rbuf[a..b], sio) {
+                        break;
+                    }
+                }
+            }
+            Ok(c)
+        })
+        .await,
+    );
+    // A failed connection loses its place in the room model; count what is there.
+    let mut members = 0u64;
+    let mut sender_conns = Vec::new();
+    let mut room_of = Vec::new();
+    for (k, c) in conns.into_iter().enumerate() {
+        if k < senders {
+            sender_conns.push(c);
+        } else {
+            let room = (k - senders) as u32 % rooms;
+            st.sizes[room as usize].set(st.sizes[room as usize].get() + 1);
+            room_of.push((c, room));
+            members += 1;
+        }
+    }
+    if sender_conns.len() < senders {
+        eprintln!("loadgen: sender connections failed");
+    }
+    // Every member moves (leaves its room, joins another) once per `period`, at a random
+    // phase, with at most one move in flight: 2 operations per move.
+    let period = Duration::from_secs_f64(2.0 * members as f64 / opts.rate.max(1.0));
+    for (k, (mut c, mut room)) in room_of.into_iter().enumerate() {
+        let (run, st) = (run.clone(), st.clone());
+        tokio::task::spawn_local(async move {
+            let mut rng = Rng::new(k as u64 + 1);
+            let mut join = RoomFrame::new(join_pre, join_suf);
+            let mut leave = RoomFrame::new(leave_pre, leave_suf);
+            let start = tokio::time::Instant::now();
+            let mut next =
+                start + period.mul_f64(f64::from(rng.below(1 << 20)) / f64::from(1 << 20));
+            let mut pending: Option<u64> = None;
+            let r: io::Result<()> = async {
+                while !run.stop.get() {
+                    tokio::select! {
+                        r = c.fill() => r?,
+                        () = tokio::time::sleep_until(next), if pending.is_none() => {
+                            let mut to = rng.below(rooms - 1);
+                            if to >= room {
+                                to += 1;
+                            }
+                            if rooms == 1 {
+                                to = 0;
+                            }
+                            push_frame(&mut c.out, OP_TEXT, leave.set(room));
+                            push_frame(&mut c.out, OP_TEXT, join.set(to));
+                            let s = &st.sizes;
+                            s[room as usize].set(s[room as usize].get() - 1);
+                            s[to as usize].set(s[to as usize].get() + 1);
+                            room = to;
+                            pending = Some(run.now_ns());
+                            next += period;
+                        }
+                    }
+                    while let Some((op, a, b)) = c.next_frame()? {
+                        let m = &c.rbuf[a..b];
+                        match op {
+                            OP_TEXT if sio && m == b"2" => push_frame(&mut c.out, OP_TEXT, b"3"),
+                            OP_TEXT if is_join_ack(m, sio) => {
+                                if let Some(t) = pending.take() {
+                                    if run.measuring.get() {
+                                        st.ops.set(st.ops.get() + 2);
+                                        let d = run.now_ns().saturating_sub(t).max(1);
+                                        let _ = st.moves.borrow_mut().record(d);
+                                    }
+                                }
+                                // A slow server slows the moves down, never piles them up.
+                                let now = tokio::time::Instant::now();
+                                if next < now {
+                                    next = now;
+                                }
+                            }
+                            OP_TEXT => {
+                                if let Some(t) = ts_in_json(m) {
+                                    run.record(t);
+                                    st.delivered.set(st.delivered.get() + 1);
+                                }
+                            }
+                            OP_CLOSE => return Err(io::ErrorKind::ConnectionAborted.into()),
+                            _ => {}
+                        }
+                    }
+                    c.flush().await?;
+                }
+                Ok(())
+            }
+            .await;
+            if let Err(e) = r {
+                run.error(&e);
+            }
+        });
+    }
+    // The senders: `bcast_rate` broadcasts per second in all, each to a random room, while
+    // the deliveries still expected stay under `inflight` broadcasts' worth.
+    let per_sender = opts.bcast_rate / sender_conns.len().max(1) as f64;
+    let room_mean = members as f64 / f64::from(rooms);
+    let cap = (opts.inflight as f64 * room_mean).max(1.0) as i64;
+    for (k, mut c) in sender_conns.into_iter().enumerate() {
+        let (run, st) = (run.clone(), st.clone());
+        tokio::task::spawn_local(async move {
+            let mut rng = Rng::new(0xb0ad_ca57 + k as u64);
+            let mut tpl = if sio {
+                Template::json("42[\"bcast-room\",\"r00000\",", "]")
+            } else {
+                Template::json("Rr00000 ", "")
+            };
+            let room_at = tpl.buf.windows(6).position(|w| w == b"r00000").unwrap() + 1;
+            let mut tick = tokio::time::interval(Duration::from_millis(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            let mut last = tokio::time::Instant::now();
+            let mut tokens = 0.0f64;
+            // At most 10 ms of sending at once after a stall.
+            let burst = (per_sender / 100.0).max(2.0);
+            let r: io::Result<()> = async {
+                while !run.stop.get() {
+                    tokio::select! {
+                        r = c.fill() => r?,
+                        _ = tick.tick() => {
+                            let now = tokio::time::Instant::now();
+                            tokens = (tokens + (now - last).as_secs_f64() * per_sender).min(burst);
+                            last = now;
+                            while tokens >= 1.0 {
+                                if st.expected.get() - st.delivered.get() >= cap {
+                                    if run.measuring.get() {
+                                        st.held.set(st.held.get() + 1);
+                                    }
+                                    break;
+                                }
+                                let room = rng.below(rooms);
+                                set_room(&mut tpl.buf, room_at, room);
+                                let m = tpl.stamp(run.now_ns());
+                                push_frame(&mut c.out, OP_TEXT, m);
+                                let size = st.sizes[room as usize].get();
+                                st.expected.set(st.expected.get() + i64::from(size));
+                                if run.measuring.get() {
+                                    st.broadcasts.set(st.broadcasts.get() + 1);
+                                }
+                                tokens -= 1.0;
+                            }
+                        }
+                    }
+                    while let Some((op, a, b)) = c.next_frame()? {
+                        match op {
+                            OP_TEXT if sio && &c.rbuf[a..b] == b"2" => {
+                                push_frame(&mut c.out, OP_TEXT, b"3")
+                            }
+                            OP_CLOSE => return Err(io::ErrorKind::ConnectionAborted.into()),
+                            _ => {}
+                        }
+                    }
+                    c.flush().await?;
+                }
+                Ok(())
+            }
+            .await;
+            if let Err(e) = r {
+                run.error(&e);
+            }
+        });
+    }
+    let w = measure(&opts, &run).await;
+    let h = run.hist.borrow();
+    let mv = st.moves.borrow();
+    let deliveries = run.count.get() as f64;
+    let ops = st.ops.get() as f64;
+    let bcasts = st.broadcasts.get() as f64;
+    report(
+        &opts,
+        &[
+            ("members", members as f64),
+            ("rooms", f64::from(rooms)),
+            ("senders", senders as f64),
+            ("target_join_leave_per_s", opts.rate),
+            ("target_broadcasts_per_s", opts.bcast_rate),
+            ("join_leave_per_s", ops / w.secs),
+            ("broadcasts_per_s", bcasts / w.secs),
+            ("deliveries_per_s", deliveries / w.secs),
+            ("deliveries_per_broadcast", deliveries / bcasts),
+            ("p50_us", pct(&h, 0.5)),
+            ("p99_us", pct(&h, 0.99)),
+            ("move_p50_us", pct(&mv, 0.5)),
+            ("move_p99_us", pct(&mv, 0.99)),
+            ("server_cpu_us_per_op", w.server_us / (ops + deliveries)),
+            ("server_cpu_pct", w.server_us / w.secs / 1e4),
+            ("loadgen_cpu_pct", w.me_us / w.secs / 1e4),
+            ("sender_held_ticks", st.held.get() as f64),
+            ("errors", run.errors.get() as f64),
+        ],
+        &[],
+    );
+}
+
+/// The answer to a `join` with an ack: `431[]` (Socket.IO) or `A` (raw).
+fn is_join_ack(m: &[u8], sio: bool) -> bool {
+    if sio {
+        m.starts_with(b"431")
+    } else {
+        m == b"A"
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 
 fn main() {
     let opts = parse_opts();
@@ -1093,6 +1424,7 @@ fn main() {
                 "connect" => connect(o, false).await,
                 "upgrade" => connect(o, true).await,
                 "polling-echo" => polling_echo(o).await,
+                "churn" => churn(o).await,
                 s => panic!("unknown scenario {s}"),
             }
         })

@@ -1,11 +1,18 @@
 //! The ceiling for `scripts/bench.sh`: a plain tokio-tungstenite server, written as a user
 //! who wants it fast would, with no Socket.IO at all.
 //!
-//! Protocol: every frame is echoed to its sender, except a frame whose first byte is `B`,
-//! which is sent to every connection (the sender included). One task per connection; a
-//! broadcast reaches the other tasks through per-connection unbounded mpsc channels holding
-//! the shared frame (no copy per receiver). Writes are batched: frames are fed while more
-//! input or queued frames are ready, then flushed once.
+//! Protocol: every frame is echoed to its sender, except a frame whose first byte is
+//! - `B`: sent to every connection (the sender included);
+//! - `J<room>`: the connection joins the room, answered by a frame `A`;
+//! - `L<room>`: the connection leaves the room;
+//! - `R<room> <payload>`: the whole frame is sent to every connection in the room (the
+//!   sender included if it is in it).
+//!
+//! A room is a set of connections (a map from the name to the members' senders), removed
+//! when its last member leaves. One task per connection; a broadcast reaches the other
+//! tasks through per-connection unbounded mpsc channels holding the shared frame (no copy
+//! per receiver). Writes are batched: frames are fed while more input or queued frames are
+//! ready, then flushed once.
 //!
 //! Same runtime flavour (current-thread), listen backlog (4096) and WebSocket read buffer
 //! (4096 bytes) and message limits as `bench_server`. The write buffer keeps tungstenite's
@@ -14,7 +21,7 @@
 //!
 //! `cargo run --release --example raw_ws_server -- 127.0.0.1:3300`
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -24,7 +31,15 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-type Peers = Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<Message>>>>;
+type Tx = mpsc::UnboundedSender<Message>;
+
+#[derive(Default)]
+struct State {
+    peers: HashMap<u64, Tx>,
+    rooms: HashMap<Box<[u8]>, HashMap<u64, Tx>>,
+}
+
+type Peers = Arc<Mutex<State>>;
 
 fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -65,21 +80,48 @@ async fn connection(stream: TcpStream, id: u64, peers: Peers, config: WebSocketC
         return;
     };
     let (tx, mut rx) = mpsc::unbounded_channel();
-    peers.lock().unwrap().insert(id, tx);
-    let handle = |msg: Message, peers: &Peers| -> Option<Option<Message>> {
-        match msg {
-            Message::Text(ref t) if t.as_bytes().first() == Some(&b'B') => {
-                broadcast(peers, msg);
-                Some(None)
+    peers.lock().unwrap().peers.insert(id, tx.clone());
+    // The rooms this connection is in, to leave them when it closes.
+    let mut joined: HashSet<Box<[u8]>> = HashSet::new();
+    let mut handle = |msg: Message, peers: &Peers| -> Option<Option<Message>> {
+        let data: &[u8] = match msg {
+            Message::Text(ref t) => t.as_bytes(),
+            Message::Binary(ref b) => b,
+            Message::Close(_) => return None,
+            _ => return Some(None),
+        };
+        match data.first() {
+            Some(b'B') => broadcast(peers, msg),
+            Some(b'J') => {
+                let room = &data[1..];
+                let mut st = peers.lock().unwrap();
+                let members = match st.rooms.get_mut(room) {
+                    Some(m) => m,
+                    None => st.rooms.entry(room.into()).or_default(),
+                };
+                members.insert(id, tx.clone());
+                if !joined.contains(room) {
+                    joined.insert(room.into());
+                }
+                return Some(Some(Message::text("A")));
             }
-            Message::Binary(ref b) if b.first() == Some(&b'B') => {
-                broadcast(peers, msg);
-                Some(None)
+            Some(b'L') => {
+                let room = &data[1..];
+                joined.remove(room);
+                leave(&mut peers.lock().unwrap(), room, id);
             }
-            Message::Text(_) | Message::Binary(_) => Some(Some(msg)),
-            Message::Close(_) => None,
-            _ => Some(None),
+            Some(b'R') => {
+                let end = data.iter().position(|&c| c == b' ').unwrap_or(data.len());
+                let st = peers.lock().unwrap();
+                if let Some(members) = st.rooms.get(&data[1..end]) {
+                    for tx in members.values() {
+                        let _ = tx.send(msg.clone());
+                    }
+                }
+            }
+            _ => return Some(Some(msg)),
         }
+        Some(None)
     };
     'outer: loop {
         tokio::select! {
@@ -119,11 +161,24 @@ async fn connection(stream: TcpStream, id: u64, peers: Peers, config: WebSocketC
             break;
         }
     }
-    peers.lock().unwrap().remove(&id);
+    let mut st = peers.lock().unwrap();
+    st.peers.remove(&id);
+    for room in &joined {
+        leave(&mut st, room, id);
+    }
+}
+
+fn leave(st: &mut State, room: &[u8], id: u64) {
+    if let Some(members) = st.rooms.get_mut(room) {
+        members.remove(&id);
+        if members.is_empty() {
+            st.rooms.remove(room);
+        }
+    }
 }
 
 fn broadcast(peers: &Peers, msg: Message) {
-    for tx in peers.lock().unwrap().values() {
+    for tx in peers.lock().unwrap().peers.values() {
         let _ = tx.send(msg.clone());
     }
 }

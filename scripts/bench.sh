@@ -17,12 +17,13 @@ DURATION=10
 WARMUP=2
 CONNECT_N=10000
 UPGRADE_N=2000
-SCENARIOS="echo fanout fanout-bin connect upgrade polling-echo"
+CHURN_N=10000
+SCENARIOS="echo fanout fanout-bin connect upgrade polling-echo churn"
 SERVERS="ours node raw"
 QUICK=0
 while [ $# -gt 0 ]; do
   case "$1" in
-    --quick) QUICK=1; ROUNDS=1; DURATION=2; WARMUP=0.5; CONNECT_N=2000; UPGRADE_N=500 ;;
+    --quick) QUICK=1; ROUNDS=1; DURATION=2; WARMUP=0.5; CONNECT_N=2000; UPGRADE_N=500; CHURN_N=2000 ;;
     --rounds) ROUNDS="$2"; shift ;;
     --duration) DURATION="$2"; shift ;;
     --scenarios) SCENARIOS="$2"; shift ;;
@@ -45,7 +46,7 @@ RESULTS=$OUT/results.jsonl
 # 10 000 connections on each side.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 if [ "$(ulimit -n)" -lt 12000 ]; then
-  echo "warning: fd limit $(ulimit -n) is below what the connect scenario needs" >&2
+  echo "warning: fd limit $(ulimit -n) is below what the connect and churn scenarios need" >&2
 fi
 
 echo "== building (release)"
@@ -110,6 +111,7 @@ for round in $(seq "$ROUNDS"); do
       case "$scenario" in
         connect) extra=(--clients "$CONNECT_N") ;;
         upgrade) extra=(--clients "$UPGRADE_N") ;;
+        churn) extra=(--clients "$CHURN_N") ;;
       esac
       printf '   round %s %-13s %-5s ' "$round" "$scenario" "$server"
       line=$(timeout 240 taskset -c 1 "$BIN/loadgen" --proto "$proto" --scenario "$scenario" \
@@ -141,6 +143,7 @@ metrics = {
     "connect": ["conns_per_s", "p50_us", "p99_us", "server_cpu_us_per_conn", "rss_kib_per_conn", "loadgen_cpu_pct"],
     "upgrade": ["conns_per_s", "p50_us", "p99_us", "server_cpu_us_per_conn", "rss_kib_per_conn", "loadgen_cpu_pct"],
     "polling-echo": ["msgs_per_s", "p50_us", "p99_us", "server_cpu_us_per_msg", "server_cpu_pct", "loadgen_cpu_pct"],
+    "churn": ["join_leave_per_s", "broadcasts_per_s", "deliveries_per_s", "p50_us", "p99_us", "move_p99_us", "server_cpu_us_per_op", "server_cpu_pct", "loadgen_cpu_pct"],
 }
 servers = ["ours", "node", "raw"]
 
@@ -163,7 +166,11 @@ for sc, ms in metrics.items():
     if not sel:
         continue
     r0 = sel[0]
-    print(f"\n### {sc} ({r0['clients']} clients" + (f", {r0['inflight']} in flight" if r0["inflight"] else "") + ")\n")
+    if sc == "churn":
+        print(f"\n### churn ({r0['clients']} sockets in {r0['rooms']:.0f} rooms, {r0['senders']:.0f} senders; offered "
+              f"{r0['target_join_leave_per_s']:,.0f} join+leave/s, {r0['target_broadcasts_per_s']:,.0f} broadcasts/s)\n")
+    else:
+        print(f"\n### {sc} ({r0['clients']} clients" + (f", {r0['inflight']} in flight" if r0["inflight"] else "") + ")\n")
     print("| metric | ours | node | raw | ours/raw | node/raw | ours/node |")
     print("|---|---|---|---|---|---|---|")
     for m in ms:
