@@ -25,52 +25,9 @@ use tower_socketio::{
     AckError, AckSender, Binary, ConnectRejection, Data, DisconnectReason, SocketIo, SocketRef,
 };
 
-use common::{SCRIPT, ScriptOutput, TestServer, step, within};
+use common::{Mode, SCRIPT, ScriptOutput, TestServer, step, within};
 
-#[derive(Debug, Clone, Copy)]
-enum Mode {
-    Polling,
-    WebSocket,
-    Upgrade,
-}
-
-impl Mode {
-    fn arg(self) -> &'static str {
-        match self {
-            Mode::Polling => "polling",
-            Mode::WebSocket => "websocket",
-            Mode::Upgrade => "upgrade",
-        }
-    }
-    fn final_transport(self) -> &'static str {
-        match self {
-            Mode::Polling => "polling",
-            Mode::WebSocket | Mode::Upgrade => "websocket",
-        }
-    }
-}
-
-/// One test per transport mode: `mod $name { polling, websocket, upgrade }`.
-macro_rules! per_transport {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test]
-            async fn polling() {
-                super::$name(super::Mode::Polling).await
-            }
-            #[tokio::test]
-            async fn websocket() {
-                super::$name(super::Mode::WebSocket).await
-            }
-            #[tokio::test]
-            async fn upgrade() {
-                super::$name(super::Mode::Upgrade).await
-            }
-        }
-    )*};
-}
-
-per_transport!(
+common::per_transport!(
     events,
     namespaces,
     refused,

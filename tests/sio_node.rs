@@ -22,53 +22,9 @@ use tower_socketio::{
     Handshake, MaybeExtension, SocketIo, SocketRef, State, TryData,
 };
 
-use common::{SCRIPT, ScriptOutput, TestServer, step, within};
+use common::{Mode, SCRIPT, ScriptOutput, TestServer, step, within};
 
-#[derive(Debug, Clone, Copy)]
-enum Mode {
-    Polling,
-    WebSocket,
-    Upgrade,
-}
-
-impl Mode {
-    fn arg(self) -> &'static str {
-        match self {
-            Mode::Polling => "polling",
-            Mode::WebSocket => "websocket",
-            Mode::Upgrade => "upgrade",
-        }
-    }
-    /// The engine transport the client ends up on.
-    fn final_transport(self) -> &'static str {
-        match self {
-            Mode::Polling => "polling",
-            Mode::WebSocket | Mode::Upgrade => "websocket",
-        }
-    }
-}
-
-/// One test per transport mode: `mod $name { polling, websocket, upgrade }`.
-macro_rules! per_transport {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test]
-            async fn polling() {
-                super::$name(super::Mode::Polling).await
-            }
-            #[tokio::test]
-            async fn websocket() {
-                super::$name(super::Mode::WebSocket).await
-            }
-            #[tokio::test]
-            async fn upgrade() {
-                super::$name(super::Mode::Upgrade).await
-            }
-        }
-    )*};
-}
-
-per_transport!(
+common::per_transport!(
     namespaces,
     middleware,
     handshake,

@@ -15,51 +15,9 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tower_socketio::{AckError, AckSender, Binary, Data, DisconnectReason, SocketIo, SocketRef};
 
-use common::{SCRIPT, ScriptOutput, TestServer};
+use common::{Mode, SCRIPT, ScriptOutput, TestServer};
 
-#[derive(Debug, Clone, Copy)]
-enum Mode {
-    Polling,
-    WebSocket,
-    Upgrade,
-}
-
-impl Mode {
-    fn arg(self) -> &'static str {
-        match self {
-            Mode::Polling => "polling",
-            Mode::WebSocket => "websocket",
-            Mode::Upgrade => "upgrade",
-        }
-    }
-    fn final_transport(self) -> &'static str {
-        match self {
-            Mode::Polling => "polling",
-            Mode::WebSocket | Mode::Upgrade => "websocket",
-        }
-    }
-}
-
-macro_rules! per_transport {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test]
-            async fn polling() {
-                super::$name(super::Mode::Polling).await
-            }
-            #[tokio::test]
-            async fn websocket() {
-                super::$name(super::Mode::WebSocket).await
-            }
-            #[tokio::test]
-            async fn upgrade() {
-                super::$name(super::Mode::Upgrade).await
-            }
-        }
-    )*};
-}
-
-per_transport!(basic, server_disconnect);
+common::per_transport!(basic, server_disconnect);
 
 type Tx = mpsc::UnboundedSender<Value>;
 type Rx = mpsc::UnboundedReceiver<Value>;

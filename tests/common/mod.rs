@@ -322,3 +322,54 @@ pub async fn run_python(
     )
     .await
 }
+
+/// How a client reaches the server: long-polling only, WebSocket only, or polling then
+/// upgrade.
+#[derive(Debug, Clone, Copy)]
+pub enum Mode {
+    Polling,
+    WebSocket,
+    Upgrade,
+}
+
+impl Mode {
+    /// The name client scripts take.
+    pub fn arg(self) -> &'static str {
+        match self {
+            Mode::Polling => "polling",
+            Mode::WebSocket => "websocket",
+            Mode::Upgrade => "upgrade",
+        }
+    }
+    /// The engine transport the client ends up on.
+    pub fn final_transport(self) -> &'static str {
+        match self {
+            Mode::Polling => "polling",
+            Mode::WebSocket | Mode::Upgrade => "websocket",
+        }
+    }
+}
+
+/// One test per transport mode: `mod $name { polling, websocket, upgrade }`, each calling
+/// `$name(Mode)` of the file (which must import `common::Mode`).
+#[allow(unused_macros)]
+macro_rules! per_transport {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn polling() {
+                super::$name(super::Mode::Polling).await
+            }
+            #[tokio::test]
+            async fn websocket() {
+                super::$name(super::Mode::WebSocket).await
+            }
+            #[tokio::test]
+            async fn upgrade() {
+                super::$name(super::Mode::Upgrade).await
+            }
+        }
+    )*};
+}
+#[allow(unused_imports)]
+pub(crate) use per_transport;
