@@ -12,6 +12,8 @@
 //! counts and acks, answer their requests through the [`LocalNamespace`] handle that
 //! [`Adapter::init`] hands over. Handlers never see the adapter's type.
 
+#[cfg(feature = "redis")]
+mod cluster;
 mod local;
 mod recovery;
 #[cfg(feature = "redis")]

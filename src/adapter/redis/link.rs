@@ -10,8 +10,10 @@ use redis::AsyncCommands;
 use rmpv::Value;
 use tokio::sync::{mpsc, watch};
 
-use super::wire::{self, get, get_str};
+use super::wire;
 use super::{NsState, RedisAdapter, RedisAdapterConfig};
+use crate::adapter::cluster::requests::Pending;
+use crate::adapter::cluster::values::{ack_value, event_of, get, get_str, opts_from};
 use crate::adapter::{
     AdapterError, AdapterFactory, BroadcastOptions, LocalAdapter, LocalNamespace,
 };
@@ -83,7 +85,7 @@ impl RedisLink {
                     nsp: nsp.to_owned(),
                     uid,
                     local: std::sync::OnceLock::new(),
-                    pending: Mutex::new(HashMap::new()),
+                    pending: Pending::default(),
                 }),
             })
         })
@@ -287,9 +289,7 @@ fn handle(inner: &Arc<LinkInner>, channel: &str, payload: &[u8]) {
             let Some(id) = get_str(&msg, "requestId") else {
                 return;
             };
-            if let Some(tx) = ns.pending.lock().unwrap_or_else(|e| e.into_inner()).get(id) {
-                let _ = tx.send(msg.clone());
-            }
+            ns.pending.dispatch(id, msg.clone());
         }
     }
 }
@@ -303,13 +303,13 @@ fn on_broadcast(ns: &NsState, msg: &Value) {
         return;
     }
     let Some(local) = ns.local() else { return };
-    let Some((nsp, event, args)) = wire::event_of(packet) else {
+    let Some((nsp, event, args)) = event_of(packet) else {
         return;
     };
     if nsp != ns.nsp {
         return;
     }
-    let opts = wire::opts_from(Some(opts));
+    let opts = opts_from(Some(opts));
     match EventPacket::from_values(local.parser(), &nsp, &event, &args) {
         Ok(p) => {
             local.deliver(&local.parser().encode_event(&p, None, None), &opts);
@@ -322,7 +322,7 @@ fn on_request(inner: &Arc<LinkInner>, ns: &Arc<NsState>, msg: &Value) {
     let Some(local) = ns.local() else { return };
     let own = get_str(msg, "uid") == Some(ns.uid.as_str());
     let request_id = get_str(msg, "requestId").map(str::to_owned);
-    let opts = || wire::opts_from(get(msg, "opts"));
+    let opts = || opts_from(get(msg, "opts"));
     match get(msg, "type").and_then(Value::as_u64) {
         // Applied here when sent; the echo is skipped. Emitters send no uid: applied.
         Some(kind @ (wire::REMOTE_JOIN | wire::REMOTE_LEAVE)) if !own => {
@@ -360,7 +360,7 @@ fn on_request(inner: &Arc<LinkInner>, ns: &Arc<NsState>, msg: &Value) {
         Some(wire::SOCKETS) if !own => {
             let Some(id) = request_id else { return };
             let opts = BroadcastOptions {
-                rooms: wire::opts_from(Some(msg)).rooms,
+                rooms: opts_from(Some(msg)).rooms,
                 ..Default::default()
             };
             let sockets: Vec<String> = local
@@ -423,13 +423,13 @@ fn on_broadcast_with_ack(
     let Some(packet) = get(msg, "packet") else {
         return;
     };
-    let Some((_, event, args)) = wire::event_of(packet) else {
+    let Some((_, event, args)) = event_of(packet) else {
         return;
     };
     let Some(opts_v) = get(msg, "opts") else {
         return;
     };
-    let opts = wire::opts_from(Some(opts_v));
+    let opts = opts_from(Some(opts_v));
     let timeout = get(opts_v, "flags")
         .and_then(|f| get(f, "timeout"))
         .and_then(Value::as_u64)
@@ -448,41 +448,16 @@ fn on_broadcast_with_ack(
     tokio::spawn(async move {
         while let Some((_, result)) = rx.recv().await {
             let Ok(args) = result else { continue };
-            let first = args
-                .deserialize_nth::<serde_json::Value>(0)
-                .ok()
-                .and_then(|v| rmpv::ext::to_value(v).ok())
-                .unwrap_or(Value::Nil);
-            let first = with_binary(&args, first);
+            let first = ack_value(&args);
             let body = Value::Map(vec![
                 (Value::from("type"), Value::from(wire::BROADCAST_ACK)),
                 (Value::from("requestId"), Value::from(id.as_str())),
                 (Value::from("packet"), first),
             ]);
-            inner.answer(&ns.channels.response, wire::encode(&body));
+            inner.answer(
+                &ns.channels.response,
+                crate::adapter::cluster::values::encode(&body),
+            );
         }
     });
-}
-
-/// An ack's first argument with its binary attachments back inline.
-fn with_binary(args: &crate::parser::Args, value: Value) -> Value {
-    match args.attachments() {
-        [] => value,
-        atts => match &value {
-            Value::Map(m)
-                if m.iter().any(|(k, v)| {
-                    k.as_str() == Some("_placeholder") && v.as_bool() == Some(true)
-                }) =>
-            {
-                let n = m
-                    .iter()
-                    .find(|(k, _)| k.as_str() == Some("num"))
-                    .and_then(|(_, v)| v.as_u64())
-                    .unwrap_or(0) as usize;
-                atts.get(n)
-                    .map_or(value.clone(), |b| Value::Binary(b.to_vec()))
-            }
-            _ => value,
-        },
-    }
 }

@@ -25,8 +25,7 @@
 mod link;
 mod wire;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use rmpv::Value;
@@ -38,8 +37,12 @@ use super::{
     AckStream, Adapter, AdapterError, BoxFuture, BroadcastOptions, LocalAdapter, LocalNamespace,
     Room, SocketInfo,
 };
+use crate::adapter::cluster::requests::Pending;
+use crate::adapter::cluster::values::{
+    self as values, ack_args, get, opts_json, opts_value, packet_value,
+};
 use crate::engine::Sid;
-use crate::parser::{Args, EventPacket};
+use crate::parser::EventPacket;
 
 /// Settings of the Redis adapter.
 #[derive(Debug, Clone)]
@@ -66,73 +69,13 @@ struct NsState {
     uid: String,
     channels: wire::Channels,
     local: OnceLock<Weak<dyn LocalNamespace>>,
-    /// Requests waiting for answers, by request id.
-    pending: Mutex<HashMap<String, mpsc::UnboundedSender<Value>>>,
+    /// Requests waiting for answers.
+    pending: Pending<Value>,
 }
 
 impl NsState {
     fn local(&self) -> Option<Arc<dyn LocalNamespace>> {
         self.local.get().and_then(Weak::upgrade)
-    }
-
-    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::UnboundedSender<Value>>> {
-        self.pending.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// A request id; removes its pending entry when dropped.
-struct Request<'a> {
-    ns: &'a NsState,
-    id: String,
-    rx: mpsc::UnboundedReceiver<Value>,
-    detached: bool,
-}
-
-impl<'a> Request<'a> {
-    fn new(ns: &'a NsState) -> Self {
-        let id = Sid::new().to_string();
-        let (tx, rx) = mpsc::unbounded_channel();
-        ns.pending().insert(id.clone(), tx);
-        Self {
-            ns,
-            id,
-            rx,
-            detached: false,
-        }
-    }
-
-    /// Hands the id and answers over to whoever keeps listening (and removes the entry).
-    fn detach(mut self) -> (String, mpsc::UnboundedReceiver<Value>) {
-        self.detached = true;
-        let (_, empty) = mpsc::unbounded_channel();
-        (
-            std::mem::take(&mut self.id),
-            std::mem::replace(&mut self.rx, empty),
-        )
-    }
-
-    /// Collects `n` answers, or fails with a timeout.
-    async fn collect(&mut self, n: usize, timeout: Duration) -> Result<Vec<Value>, AdapterError> {
-        let mut out = Vec::with_capacity(n);
-        let deadline = tokio::time::Instant::now() + timeout;
-        while out.len() < n {
-            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
-                Ok(Some(v)) => out.push(v),
-                Ok(None) | Err(_) => {
-                    tracing::warn!(ns = %self.ns.nsp, got = out.len(), expected = n, "cluster request timed out");
-                    return Err(AdapterError::Timeout);
-                }
-            }
-        }
-        Ok(out)
-    }
-}
-
-impl Drop for Request<'_> {
-    fn drop(&mut self) {
-        if !self.detached {
-            self.ns.pending().remove(&self.id);
-        }
     }
 }
 
@@ -215,11 +158,11 @@ impl Adapter for RedisAdapter {
                 let args = packet.args_values().map_err(link_err)?;
                 let msg = Value::Array(vec![
                     Value::from(self.ns.uid.as_str()),
-                    wire::packet_value(&self.ns.nsp, &packet.event, args),
-                    wire::opts_value(&opts, None),
+                    packet_value(&self.ns.nsp, &packet.event, args),
+                    opts_value(&opts, None),
                 ]);
                 let channel = self.ns.channels.broadcast_for(&opts);
-                self.link.publish(&channel, wire::encode(&msg)).await?;
+                self.link.publish(&channel, values::encode(&msg)).await?;
             }
             Ok(n)
         })
@@ -242,7 +185,7 @@ impl Adapter for RedisAdapter {
             if others == 0 {
                 return Ok(AckStream { expected, rx });
             }
-            let mut request = Request::new(&self.ns);
+            let mut request = self.ns.pending.start();
             let args = packet.args_values().map_err(link_err)?;
             let timeout_ms = timeout.as_millis() as u64;
             let msg = Value::Map(vec![
@@ -251,15 +194,12 @@ impl Adapter for RedisAdapter {
                 (Value::from("type"), Value::from(wire::BROADCAST)),
                 (
                     Value::from("packet"),
-                    wire::packet_value(&self.ns.nsp, &packet.event, args),
+                    packet_value(&self.ns.nsp, &packet.event, args),
                 ),
-                (
-                    Value::from("opts"),
-                    wire::opts_value(&opts, Some(timeout_ms)),
-                ),
+                (Value::from("opts"), opts_value(&opts, Some(timeout_ms))),
             ]);
             self.link
-                .publish(&self.ns.channels.request, wire::encode(&msg))
+                .publish(&self.ns.channels.request, values::encode(&msg))
                 .await?;
             // First every other server's client count, then acks as they come: acks that
             // overtake a count are kept in order.
@@ -269,15 +209,14 @@ impl Adapter for RedisAdapter {
             let parser = ns.parser();
             while counts < others {
                 match tokio::time::timeout_at(deadline, request.rx.recv()).await {
-                    Ok(Some(v)) => match wire::get(&v, "type").and_then(Value::as_u64) {
+                    Ok(Some(v)) => match get(&v, "type").and_then(Value::as_u64) {
                         Some(wire::BROADCAST_CLIENT_COUNT) => {
                             counts += 1;
-                            expected += wire::get(&v, "clientCount")
-                                .and_then(Value::as_u64)
-                                .unwrap_or(0) as usize;
+                            expected += get(&v, "clientCount").and_then(Value::as_u64).unwrap_or(0)
+                                as usize;
                         }
                         Some(wire::BROADCAST_ACK) => {
-                            let _ = tx.send((None, ack_args(parser, wire::get(&v, "packet"))));
+                            let _ = tx.send((None, ack_args(parser, get(&v, "packet"))));
                         }
                         _ => {}
                     },
@@ -297,11 +236,11 @@ impl Adapter for RedisAdapter {
             tokio::spawn(async move {
                 let end = tokio::time::Instant::now() + timeout;
                 while let Ok(Some(v)) = tokio::time::timeout_at(end, remote.recv()).await {
-                    if wire::get(&v, "type").and_then(Value::as_u64) == Some(wire::BROADCAST_ACK) {
-                        let _ = tx.send((None, ack_args(parser, wire::get(&v, "packet"))));
+                    if get(&v, "type").and_then(Value::as_u64) == Some(wire::BROADCAST_ACK) {
+                        let _ = tx.send((None, ack_args(parser, get(&v, "packet"))));
                     }
                 }
-                state.pending().remove(&id);
+                state.pending.remove(&id);
             });
             Ok(AckStream { expected, rx })
         })
@@ -321,19 +260,19 @@ impl Adapter for RedisAdapter {
             if others == 0 {
                 return Ok(out);
             }
-            let mut request = Request::new(&self.ns);
+            let mut request = self.ns.pending.start();
             self.publish_request(serde_json::json!({
                 "uid": self.ns.uid,
                 "requestId": request.id,
                 "type": wire::REMOTE_FETCH,
-                "opts": wire::opts_json(&opts),
+                "opts": opts_json(&opts),
             }))
             .await?;
             for answer in request
                 .collect(others, self.link.config.requests_timeout)
                 .await?
             {
-                if let Some(Value::Array(sockets)) = wire::get(&answer, "sockets") {
+                if let Some(Value::Array(sockets)) = get(&answer, "sockets") {
                     for s in sockets {
                         let json: serde_json::Value =
                             rmpv::ext::from_value(s.clone()).unwrap_or_default();
@@ -380,7 +319,7 @@ impl Adapter for RedisAdapter {
             self.publish_request(serde_json::json!({
                 "uid": self.ns.uid,
                 "type": wire::REMOTE_DISCONNECT,
-                "opts": wire::opts_json(&opts),
+                "opts": opts_json(&opts),
                 "close": close,
             }))
             .await
@@ -401,7 +340,7 @@ impl Adapter for RedisAdapter {
                 .collect();
             let others = self.others().await?;
             if others > 0 {
-                let mut request = Request::new(&self.ns);
+                let mut request = self.ns.pending.start();
                 self.publish_request(serde_json::json!({
                     "uid": self.ns.uid,
                     "requestId": request.id,
@@ -412,7 +351,7 @@ impl Adapter for RedisAdapter {
                     .collect(others, self.link.config.requests_timeout)
                     .await?
                 {
-                    if let Some(Value::Array(list)) = wire::get(&answer, "rooms") {
+                    if let Some(Value::Array(list)) = get(&answer, "rooms") {
                         rooms.extend(list.iter().filter_map(|r| r.as_str().map(str::to_owned)));
                     }
                 }
@@ -445,7 +384,7 @@ impl Adapter for RedisAdapter {
             if others == 0 {
                 return Ok(Vec::new());
             }
-            let mut request = Request::new(&self.ns);
+            let mut request = self.ns.pending.start();
             self.publish_request(serde_json::json!({
                 "uid": self.ns.uid,
                 "requestId": request.id,
@@ -458,7 +397,7 @@ impl Adapter for RedisAdapter {
                 .await?
                 .into_iter()
                 .map(|v| {
-                    wire::get(&v, "data")
+                    get(&v, "data")
                         .and_then(|d| rmpv::ext::from_value(d.clone()).ok())
                         .unwrap_or_default()
                 })
@@ -488,20 +427,9 @@ impl RedisAdapter {
         self.publish_request(serde_json::json!({
             "uid": self.ns.uid,
             "type": kind,
-            "opts": wire::opts_json(&opts),
+            "opts": opts_json(&opts),
             "rooms": rooms.iter().map(|r| r.as_ref()).collect::<Vec<_>>(),
         }))
         .await
     }
-}
-
-/// An ack from another server: its first argument (Node carries only that one).
-fn ack_args(
-    parser: crate::parser::Parser,
-    packet: Option<&Value>,
-) -> Result<Args, crate::errors::AckError> {
-    let value = packet.cloned().unwrap_or(Value::Nil);
-    let p = EventPacket::from_values(parser, "/", "ack", std::slice::from_ref(&value))
-        .map_err(|e| crate::errors::AckError::Decode(e.0))?;
-    Ok(Args::from_event(&p))
 }

@@ -8,10 +8,8 @@
 
 use rmpv::Value;
 
-use crate::adapter::{BroadcastOptions, Room};
-
-/// Deepest nesting decoded from Redis.
-const MAX_DEPTH: usize = 128;
+use crate::adapter::BroadcastOptions;
+use crate::adapter::cluster::values::decode_msgpack;
 
 pub(super) const SOCKETS: u64 = 0;
 pub(super) const ALL_ROOMS: u64 = 1;
@@ -56,141 +54,25 @@ impl Channels {
     }
 }
 
-fn s(v: &str) -> Value {
-    Value::from(v)
-}
-
-fn rooms_value(rooms: &[Room]) -> Value {
-    Value::Array(rooms.iter().map(|r| s(r)).collect())
-}
-
-fn except_of(opts: &BroadcastOptions) -> Vec<Room> {
-    let mut except = opts.except.clone();
-    if let Some(sid) = opts.except_sid {
-        except.push(Room::Owned(sid.as_str().to_owned()));
-    }
-    except
-}
-
-/// `{rooms, except, flags}` as Node reads it: arrays, never strings.
-pub(super) fn opts_value(opts: &BroadcastOptions, timeout_ms: Option<u64>) -> Value {
-    let mut flags = Vec::new();
-    if opts.volatile {
-        flags.push((s("volatile"), Value::Boolean(true)));
-    }
-    if let Some(t) = timeout_ms {
-        flags.push((s("timeout"), Value::from(t)));
-    }
-    Value::Map(vec![
-        (s("rooms"), rooms_value(&opts.rooms)),
-        (s("except"), rooms_value(&except_of(opts))),
-        (s("flags"), Value::Map(flags)),
-    ])
-}
-
-/// The JSON form of options, for requests.
-pub(super) fn opts_json(opts: &BroadcastOptions) -> serde_json::Value {
-    serde_json::json!({
-        "rooms": opts.rooms.iter().map(|r| r.as_ref()).collect::<Vec<_>>(),
-        "except": except_of(opts).iter().map(|r| r.to_string()).collect::<Vec<_>>(),
-    })
-}
-
-/// An EVENT packet `{type: 2, data: [event, ...args], nsp}`: always type 2, binary inline
-/// (Node's clients would take a type 5 here for a malformed packet).
-pub(super) fn packet_value(nsp: &str, event: &str, args: Vec<Value>) -> Value {
-    let mut data = Vec::with_capacity(args.len() + 1);
-    data.push(s(event));
-    data.extend(args);
-    Value::Map(vec![
-        (s("type"), Value::from(2)),
-        (s("data"), Value::Array(data)),
-        (s("nsp"), s(nsp)),
-    ])
-}
-
-pub(super) fn encode(v: &Value) -> Vec<u8> {
-    let mut buf = Vec::new();
-    // Writing into a Vec cannot fail.
-    let _ = rmpv::encode::write_value(&mut buf, v);
-    buf
-}
-
 /// Decodes a message: JSON when it starts with `{`, msgpack otherwise.
 pub(super) fn decode(payload: &[u8]) -> Option<Value> {
     if payload.first() == Some(&b'{') {
         let json: serde_json::Value = serde_json::from_slice(payload).ok()?;
         rmpv::ext::to_value(json).ok()
     } else {
-        let mut rd = payload;
-        let v = rmpv::decode::read_value_with_max_depth(&mut rd, MAX_DEPTH).ok()?;
-        rd.is_empty().then_some(v)
+        decode_msgpack(payload)
     }
-}
-
-/// The value at `key` of a map.
-pub(super) fn get<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
-    v.as_map()?
-        .iter()
-        .find(|(k, _)| k.as_str() == Some(key))
-        .map(|(_, v)| v)
-}
-
-pub(super) fn get_str<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
-    get(v, key).and_then(Value::as_str)
-}
-
-/// A room list: an array of strings (numbers are accepted, as Node matches them).
-fn rooms_of(v: Option<&Value>) -> Vec<Room> {
-    match v {
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(|r| match r {
-                Value::String(s) => s.as_str().map(|s| Room::Owned(s.to_owned())),
-                Value::Integer(i) => Some(Room::Owned(i.to_string())),
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
-/// Options received from another server.
-pub(super) fn opts_from(v: Option<&Value>) -> BroadcastOptions {
-    let flags = v.and_then(|o| get(o, "flags"));
-    BroadcastOptions {
-        rooms: rooms_of(v.and_then(|o| get(o, "rooms"))),
-        except: rooms_of(v.and_then(|o| get(o, "except"))),
-        except_sid: None,
-        local: true,
-        volatile: flags
-            .and_then(|f| get(f, "volatile"))
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
-    }
-}
-
-/// A received EVENT packet: its namespace (default `/`), event name and arguments.
-pub(super) fn event_of(packet: &Value) -> Option<(String, String, Vec<Value>)> {
-    let nsp = get_str(packet, "nsp").unwrap_or("/").to_owned();
-    let kind = get(packet, "type").and_then(Value::as_u64)?;
-    if kind != 2 && kind != 5 {
-        return None;
-    }
-    let mut data = match get(packet, "data") {
-        Some(Value::Array(a)) if !a.is_empty() => a.clone(),
-        _ => return None,
-    };
-    let event = match data.remove(0) {
-        Value::String(s) => s.into_str()?,
-        _ => return None,
-    };
-    Some((nsp, event, data))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::adapter::Room;
+    use crate::adapter::cluster::values::{encode, event_of, opts_from, opts_value, packet_value};
+
+    fn s(v: &str) -> Value {
+        Value::from(v)
+    }
 
     /// `io.to('r1').emit('ev','to r1')` as the Node adapter publishes it, byte for byte
     /// (from the capture in docs/redis-protocol.md), but for the uid.
