@@ -68,6 +68,8 @@ pub mod parser;
 
 mod ack;
 mod client;
+#[cfg(feature = "redis")]
+mod cluster;
 mod config;
 mod errors;
 mod extensions;

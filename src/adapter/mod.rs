@@ -13,7 +13,6 @@
 //! [`Adapter::init`] hands over. Handlers never see the adapter's type.
 
 #[cfg(feature = "redis")]
-mod cluster;
 mod local;
 mod recovery;
 #[cfg(feature = "redis")]

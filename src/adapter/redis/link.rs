@@ -10,13 +10,13 @@ use redis::AsyncCommands;
 use rmpv::Value;
 use tokio::sync::{mpsc, watch};
 
-use super::wire;
 use super::{NsState, RedisAdapter, RedisAdapterConfig};
-use crate::adapter::cluster::requests::Pending;
-use crate::adapter::cluster::values::{ack_value, event_of, get, get_str, opts_from};
 use crate::adapter::{
     AdapterError, AdapterFactory, BroadcastOptions, LocalAdapter, LocalNamespace,
 };
+use crate::cluster::redis as wire;
+use crate::cluster::requests::Pending;
+use crate::cluster::values::{ack_value, event_of, get, get_str, opts_from};
 use crate::engine::Sid;
 use crate::parser::EventPacket;
 
@@ -454,10 +454,7 @@ fn on_broadcast_with_ack(
                 (Value::from("requestId"), Value::from(id.as_str())),
                 (Value::from("packet"), first),
             ]);
-            inner.answer(
-                &ns.channels.response,
-                crate::adapter::cluster::values::encode(&body),
-            );
+            inner.answer(&ns.channels.response, crate::cluster::values::encode(&body));
         }
     });
 }

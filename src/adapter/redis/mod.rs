@@ -23,7 +23,6 @@
 //! Sharded pub/sub (`createShardedAdapter`) is a different protocol and is not spoken here.
 
 mod link;
-mod wire;
 
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
@@ -37,10 +36,9 @@ use super::{
     AckStream, Adapter, AdapterError, BoxFuture, BroadcastOptions, LocalAdapter, LocalNamespace,
     Room, SocketInfo,
 };
-use crate::adapter::cluster::requests::Pending;
-use crate::adapter::cluster::values::{
-    self as values, ack_args, get, opts_json, opts_value, packet_value,
-};
+use crate::cluster::redis as wire;
+use crate::cluster::requests::Pending;
+use crate::cluster::values::{self as values, ack_args, get, opts_json, opts_value, packet_value};
 use crate::engine::Sid;
 use crate::parser::EventPacket;
 

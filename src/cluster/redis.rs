@@ -8,23 +8,23 @@
 
 use rmpv::Value;
 
+use super::values::decode_msgpack;
 use crate::adapter::BroadcastOptions;
-use crate::adapter::cluster::values::decode_msgpack;
 
-pub(super) const SOCKETS: u64 = 0;
-pub(super) const ALL_ROOMS: u64 = 1;
-pub(super) const REMOTE_JOIN: u64 = 2;
-pub(super) const REMOTE_LEAVE: u64 = 3;
-pub(super) const REMOTE_DISCONNECT: u64 = 4;
-pub(super) const REMOTE_FETCH: u64 = 5;
-pub(super) const SERVER_SIDE_EMIT: u64 = 6;
-pub(super) const BROADCAST: u64 = 7;
-pub(super) const BROADCAST_CLIENT_COUNT: u64 = 8;
-pub(super) const BROADCAST_ACK: u64 = 9;
+pub(crate) const SOCKETS: u64 = 0;
+pub(crate) const ALL_ROOMS: u64 = 1;
+pub(crate) const REMOTE_JOIN: u64 = 2;
+pub(crate) const REMOTE_LEAVE: u64 = 3;
+pub(crate) const REMOTE_DISCONNECT: u64 = 4;
+pub(crate) const REMOTE_FETCH: u64 = 5;
+pub(crate) const SERVER_SIDE_EMIT: u64 = 6;
+pub(crate) const BROADCAST: u64 = 7;
+pub(crate) const BROADCAST_CLIENT_COUNT: u64 = 8;
+pub(crate) const BROADCAST_ACK: u64 = 9;
 
 /// The channels of one namespace.
 #[derive(Debug, Clone)]
-pub(super) struct Channels {
+pub(crate) struct Channels {
     /// `<key>#<nsp>#`: broadcasts, followed by `<room>#` when aimed at exactly one room.
     pub broadcast: String,
     /// `<key>-request#<nsp>#`
@@ -36,7 +36,7 @@ pub(super) struct Channels {
 }
 
 impl Channels {
-    pub(super) fn new(key: &str, nsp: &str, uid: &str) -> Self {
+    pub(crate) fn new(key: &str, nsp: &str, uid: &str) -> Self {
         Self {
             broadcast: format!("{key}#{nsp}#"),
             request: format!("{key}-request#{nsp}#"),
@@ -46,7 +46,7 @@ impl Channels {
     }
 
     /// Where a broadcast with these options goes.
-    pub(super) fn broadcast_for(&self, opts: &BroadcastOptions) -> String {
+    pub(crate) fn broadcast_for(&self, opts: &BroadcastOptions) -> String {
         match opts.rooms.as_slice() {
             [room] => format!("{}{room}#", self.broadcast),
             _ => self.broadcast.clone(),
@@ -55,7 +55,7 @@ impl Channels {
 }
 
 /// Decodes a message: JSON when it starts with `{`, msgpack otherwise.
-pub(super) fn decode(payload: &[u8]) -> Option<Value> {
+pub(crate) fn decode(payload: &[u8]) -> Option<Value> {
     if payload.first() == Some(&b'{') {
         let json: serde_json::Value = serde_json::from_slice(payload).ok()?;
         rmpv::ext::to_value(json).ok()
@@ -66,9 +66,9 @@ pub(super) fn decode(payload: &[u8]) -> Option<Value> {
 
 #[cfg(test)]
 mod tests {
+    use crate::cluster::values::{encode, event_of, opts_from, opts_value, packet_value};
     use super::*;
     use crate::adapter::Room;
-    use crate::adapter::cluster::values::{encode, event_of, opts_from, opts_value, packet_value};
 
     fn s(v: &str) -> Value {
         Value::from(v)
