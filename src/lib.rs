@@ -58,9 +58,12 @@
 //! - [`parser`]: Socket.IO packets and their wire format.
 //! - [`adapter`]: rooms, and how a broadcast finds its sockets.
 //! - the rest (this module): namespaces, sockets, extractors, handlers, broadcasting.
+//! - `emitter` (feature `redis`): publish into a cluster from a process that is not a server.
 #![warn(missing_docs)]
 
 pub mod adapter;
+#[cfg(feature = "redis")]
+pub mod emitter;
 pub mod engine;
 pub mod extract;
 pub mod handler;

@@ -16,7 +16,8 @@ fn s(v: &str) -> Value {
     Value::from(v)
 }
 
-fn rooms_value(rooms: &[Room]) -> Value {
+/// A room list as Node reads it: an array of strings.
+pub(crate) fn rooms_value(rooms: &[Room]) -> Value {
     Value::Array(rooms.iter().map(|r| s(r)).collect())
 }
 

@@ -280,6 +280,17 @@ impl EventPacket {
     }
 }
 
+/// Arguments as JSON text (comma-separated, without the surrounding brackets) and the
+/// attachments its placeholders name, as the JSON parser serializes them (`spread` as in
+/// [`Parser::event`]): the starting point of formats that carry binary inline.
+#[cfg(feature = "redis")]
+pub(crate) fn json_args<T: Serialize + ?Sized>(
+    data: &T,
+    spread: bool,
+) -> Result<(String, Vec<Bytes>), EncodeError> {
+    json::serialize_args(data, spread)
+}
+
 /// The wire format of Socket.IO packets. The default is the JSON parser of the reference
 /// implementation; client and server must use the same one.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
