@@ -1,0 +1,101 @@
+// A Node socket.io server with @socket.io/redis-adapter beside one Rust server, and
+// socket.io-client sockets on both, driven by JSON commands on stdin (one per line); answers
+// are JSON lines on stdout. See tests/emitter_redis.rs.
+// Usage: node cluster.mjs <redis url> <key> <rust url>
+import { createServer } from 'node:http';
+import { createInterface } from 'node:readline';
+import { Server } from 'socket.io';
+import { io as connect } from 'socket.io-client';
+import { createClient } from 'redis';
+import { createAdapter } from '@socket.io/redis-adapter';
+import { toNode, fromNode, apply } from './util.mjs';
+
+const [redisUrl, key, rust] = process.argv.slice(2);
+const out = (o) => process.stdout.write(JSON.stringify(o) + '\n');
+
+const pub = createClient({ url: redisUrl });
+const sub = pub.duplicate();
+await Promise.all([pub.connect(), sub.connect()]);
+const http = createServer();
+const io = new Server(http, { adapter: createAdapter(pub, sub, { key, requestsTimeout: 3000 }) });
+const serverEvents = [];
+for (const nsp of ['/', '/chat']) {
+  io.of(nsp).on('connection', (socket) => {
+    socket.on('join', (room, cb) => { socket.join(room); cb(true); });
+  });
+  for (const ev of ['hello', 'job']) {
+    io.of(nsp).on(ev, (...args) => serverEvents.push([nsp, ev, ...fromNode(args)]));
+  }
+}
+await new Promise((r) => http.listen(0, '127.0.0.1', r));
+const node = `http://127.0.0.1:${http.address().port}`;
+
+// name, server, namespace, transport, rooms
+const specs = [
+  ['a', rust, '/', 'websocket', ['r1']],
+  ['b', rust, '/', 'polling', ['r1', 'r2']],
+  ['c', node, '/', 'websocket', ['r1']],
+  ['d', node, '/', 'polling', ['r1', 'r2']],
+  ['e', rust, '/', 'websocket', []],
+  ['f', node, '/', 'websocket', []],
+  ['g', rust, '/', 'polling', []],
+  ['h', node, '/', 'polling', []],
+  ['a_chat', rust, '/chat', 'websocket', ['r1']],
+  ['c_chat', node, '/chat', 'websocket', ['r1']],
+];
+const received = {};
+const clients = {};
+const open = ([name, url, nsp, transport, rooms]) => new Promise((resolve, reject) => {
+  const s = connect(url + nsp, { transports: [transport], forceNew: true, reconnection: false });
+  received[name] = [];
+  s.onAny((ev, ...args) => received[name].push([ev, ...fromNode(args)]));
+  s.on('disconnect', (reason) => received[name].push(['disconnect', reason]));
+  s.on('connect', async () => {
+    clients[name] = s;
+    for (const r of rooms) await s.timeout(3000).emitWithAck('join', r);
+    resolve();
+  });
+  s.on('connect_error', reject);
+});
+for (const spec of specs) await open(spec);
+out({ ready: true, ids: Object.fromEntries(Object.entries(clients).map(([k, s]) => [k, s.id])) });
+
+// Resolves when every named client has an event (or disconnect) called `event`.
+const waitFor = async (names, event) => {
+  const deadline = Date.now() + 10000;
+  while (!names.every((n) => received[n].some((e) => e[0] === event))) {
+    if (Date.now() > deadline) throw new Error(`no ${event} for ${names.filter((n) => !received[n].some((e) => e[0] === event))}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+};
+const take = () => {
+  const r = {};
+  for (const k of Object.keys(received)) { r[k] = received[k]; received[k] = []; }
+  return r;
+};
+
+const rl = createInterface({ input: process.stdin });
+for await (const line of rl) {
+  const cmd = JSON.parse(line);
+  try {
+    switch (cmd.cmd) {
+      case 'node': apply(io, toNode(cmd.call)); out({ done: 'node' }); break;
+      case 'wait': await waitFor(cmd.clients, cmd.event); out({ received: take() }); break;
+      case 'fetch': {
+        const sockets = await io.of(cmd.nsp).fetchSockets();
+        out({ sockets: Object.fromEntries(sockets.map((s) => [s.id, [...s.rooms].sort()])) });
+        break;
+      }
+      case 'server-events': {
+        const deadline = Date.now() + 10000;
+        while (serverEvents.length < cmd.count && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+        out({ events: serverEvents.splice(0) });
+        break;
+      }
+      case 'exit': process.exit(0);
+      default: out({ error: 'unknown ' + cmd.cmd });
+    }
+  } catch (e) {
+    out({ error: String(e && e.message || e), cmd: cmd.cmd, received });
+  }
+}
