@@ -22,13 +22,13 @@
 //!
 //! What a backend receives, for each kind of Node message:
 //!
-//! | [`Action`] | Node emitter call | Node adapter request type |
-//! |---|---|---|
-//! | `Emit` | `emit(ev, ...args)` | broadcast (no ack) |
-//! | `Join` | `socketsJoin(rooms)` | `REMOTE_JOIN` (2) |
-//! | `Leave` | `socketsLeave(rooms)` | `REMOTE_LEAVE` (3) |
-//! | `Disconnect` | `disconnectSockets(close)` | `REMOTE_DISCONNECT` (4) |
-//! | `ServerSideEmit` | `serverSideEmit(ev, ...args)` (no ack) | `SERVER_SIDE_EMIT` (6) |
+//! | [`Action`] | Node emitter call | classic Redis adapter request | `ClusterAdapter` message (Streams, Postgres) |
+//! |---|---|---|---|
+//! | `Emit` | `emit(ev, ...args)` | broadcast channel (no type) | `BROADCAST` (3), no `requestId` |
+//! | `Join` | `socketsJoin(rooms)` | `REMOTE_JOIN` (2) | `SOCKETS_JOIN` (4) |
+//! | `Leave` | `socketsLeave(rooms)` | `REMOTE_LEAVE` (3) | `SOCKETS_LEAVE` (5) |
+//! | `Disconnect` | `disconnectSockets(close)` | `REMOTE_DISCONNECT` (4) | `DISCONNECT_SOCKETS` (6) |
+//! | `ServerSideEmit` | `serverSideEmit(ev, ...args)` (no ack) | `SERVER_SIDE_EMIT` (6) | `SERVER_SIDE_EMIT` (9), no `requestId` |
 //!
 //! A message from an emitter is applied by every server, and no server may take it for one of
 //! its own (adapters that drop their own echoes compare a `uid`: use Node's emitter's).
