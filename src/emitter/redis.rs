@@ -4,8 +4,6 @@
 
 use std::time::Duration;
 
-use redis::AsyncCommands;
-
 use super::backend::{Action, Backend, Operation};
 use super::{Emitter, EmitterError};
 use crate::adapter::BoxFuture;
@@ -32,9 +30,8 @@ impl Default for RedisEmitterConfig {
 }
 
 struct RedisBackend {
-    conn: redis::aio::ConnectionManager,
-    service: String,
-    config: RedisEmitterConfig,
+    conn: RedisConn,
+    key: String,
 }
 
 impl Emitter {
@@ -46,7 +43,29 @@ impl Emitter {
     /// Afterwards the connection is re-established by itself after an outage; meanwhile each
     /// publish fails within `config.timeout`.
     pub async fn redis(url: &str, config: RedisEmitterConfig) -> Result<Emitter, EmitterError> {
-        let service = format!("redis at {} (key {:?})", without_password(url), config.key);
+        let conn = RedisConn::open(url, &format!("key {:?}", config.key), config.timeout).await?;
+        Ok(Emitter::with_backend(RedisBackend {
+            conn,
+            key: config.key,
+        }))
+    }
+}
+
+/// One Redis connection of an emitter backend, every command bounded by a timeout.
+pub(super) struct RedisConn {
+    conn: redis::aio::ConnectionManager,
+    service: String,
+    timeout: Duration,
+}
+
+impl RedisConn {
+    /// Connects within `timeout`; `what` names the keys used (for messages).
+    pub(super) async fn open(
+        url: &str,
+        what: &str,
+        timeout: Duration,
+    ) -> Result<Self, EmitterError> {
+        let service = format!("redis at {} ({what})", without_password(url));
         let unreachable = |e: redis::RedisError| EmitterError::Unreachable {
             service: service.clone(),
             message: e.to_string(),
@@ -55,25 +74,52 @@ impl Emitter {
         // Each attempt is bounded, and so are the attempts together; a reconnection after an
         // outage retries a little, in the background.
         let manager = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.timeout))
-            .set_response_timeout(Some(config.timeout))
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_secs(1));
         let conn = tokio::time::timeout(
-            config.timeout,
+            timeout,
             redis::aio::ConnectionManager::new_with_config(client, manager),
         )
         .await
         .map_err(|_| EmitterError::Timeout {
             service: service.clone(),
-            timeout: config.timeout,
+            timeout,
         })?
         .map_err(unreachable)?;
-        Ok(Emitter::with_backend(RedisBackend {
+        Ok(Self {
             conn,
             service,
-            config,
-        }))
+            timeout,
+        })
+    }
+
+    /// Runs one command (a `PUBLISH`, an `XADD`) within the timeout. Commands of one
+    /// connection reach Redis in the order they are run.
+    pub(super) async fn run(&self, cmd: &redis::Cmd) -> Result<(), EmitterError> {
+        let mut conn = self.conn.clone();
+        match tokio::time::timeout(self.timeout, cmd.query_async::<redis::Value>(&mut conn)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => {
+                tracing::warn!(service = %self.service, error = %e, "emitter: redis command failed");
+                Err(EmitterError::Unreachable {
+                    service: self.service.clone(),
+                    message: e.to_string(),
+                })
+            }
+            Err(_) => {
+                tracing::warn!(service = %self.service, timeout = ?self.timeout, "emitter: redis command timed out");
+                Err(EmitterError::Timeout {
+                    service: self.service.clone(),
+                    timeout: self.timeout,
+                })
+            }
+        }
+    }
+
+    pub(super) fn service(&self) -> &str {
+        &self.service
     }
 }
 
@@ -88,7 +134,7 @@ fn without_password(url: &str) -> String {
 impl RedisBackend {
     /// The channel and bytes `@socket.io/redis-emitter` publishes for this operation.
     fn encode(&self, op: Operation<'_>) -> (String, Vec<u8>) {
-        let key = &self.config.key;
+        let key = &self.key;
         let request = || wire::request_channel(key, op.nsp);
         match op.action {
             Action::Emit { event, args } => (
@@ -116,30 +162,14 @@ impl Backend for RedisBackend {
     fn publish<'a>(&'a self, op: Operation<'a>) -> BoxFuture<'a, Result<(), EmitterError>> {
         let (channel, bytes) = self.encode(op);
         Box::pin(async move {
-            let mut conn = self.conn.clone();
-            let timeout = self.config.timeout;
-            match tokio::time::timeout(timeout, conn.publish::<_, _, ()>(&channel, bytes)).await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => {
-                    tracing::warn!(channel, error = %e, "emitter: redis publish failed");
-                    Err(EmitterError::Unreachable {
-                        service: self.service.clone(),
-                        message: e.to_string(),
-                    })
-                }
-                Err(_) => {
-                    tracing::warn!(channel, ?timeout, "emitter: redis publish timed out");
-                    Err(EmitterError::Timeout {
-                        service: self.service.clone(),
-                        timeout,
-                    })
-                }
-            }
+            let mut cmd = redis::cmd("PUBLISH");
+            cmd.arg(channel).arg(bytes);
+            self.conn.run(&cmd).await
         })
     }
 
     fn describe(&self) -> String {
-        self.service.clone()
+        self.conn.service().to_owned()
     }
 }
 
