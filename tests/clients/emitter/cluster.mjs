@@ -1,23 +1,34 @@
-// A Node socket.io server with @socket.io/redis-adapter beside one Rust server, and
+// A Node socket.io server with the Node adapter of one kind beside one Rust server, and
 // socket.io-client sockets on both, driven by JSON commands on stdin (one per line); answers
-// are JSON lines on stdout. See tests/emitter_redis.rs.
-// Usage: node cluster.mjs <redis url> <key> <rust url>
+// are JSON lines on stdout. See tests/emitter_support/mod.rs.
+// Usage: node cluster.mjs <rust url> <adapter kind> <adapter args...>
+//   redis <redis url> <key>: @socket.io/redis-adapter (classic pub/sub)
 import { createServer } from 'node:http';
 import { createInterface } from 'node:readline';
 import { Server } from 'socket.io';
 import { io as connect } from 'socket.io-client';
-import { createClient } from 'redis';
-import { createAdapter } from '@socket.io/redis-adapter';
 import { toNode, fromNode, apply } from './util.mjs';
 
-const [redisUrl, key, rust] = process.argv.slice(2);
+const [rust, kind, ...adapterArgs] = process.argv.slice(2);
 const out = (o) => process.stdout.write(JSON.stringify(o) + '\n');
 
-const pub = createClient({ url: redisUrl });
-const sub = pub.duplicate();
-await Promise.all([pub.connect(), sub.connect()]);
+async function adapter() {
+  switch (kind) {
+    case 'redis': {
+      const [redisUrl, key] = adapterArgs;
+      const { createClient } = await import('redis');
+      const { createAdapter } = await import('@socket.io/redis-adapter');
+      const pub = createClient({ url: redisUrl });
+      const sub = pub.duplicate();
+      await Promise.all([pub.connect(), sub.connect()]);
+      return createAdapter(pub, sub, { key, requestsTimeout: 3000 });
+    }
+    default: throw new Error('unknown adapter kind ' + kind);
+  }
+}
+
 const http = createServer();
-const io = new Server(http, { adapter: createAdapter(pub, sub, { key, requestsTimeout: 3000 }) });
+const io = new Server(http, { adapter: await adapter() });
 const serverEvents = [];
 for (const nsp of ['/', '/chat']) {
   io.of(nsp).on('connection', (socket) => {
