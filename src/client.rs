@@ -56,7 +56,7 @@ impl Client {
         self.lock().retain(|s| !std::ptr::eq(&**s, socket));
     }
 
-    fn take_all(&self) -> Vec<Arc<Socket>> {
+    pub(crate) fn take_all(&self) -> Vec<Arc<Socket>> {
         std::mem::take(&mut *self.lock())
     }
 

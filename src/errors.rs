@@ -51,6 +51,10 @@ pub enum DisconnectReason {
     ServerNamespaceDisconnect,
     /// The server is shutting down (`server shutting down`).
     ServerShuttingDown,
+    /// The server closed the connection under the socket without a DISCONNECT
+    /// (`forced close`, Node's `socket.conn.close()`): see
+    /// [`Socket::close_connection`](crate::Socket::close_connection).
+    ForcedClose,
 }
 
 impl DisconnectReason {
@@ -64,13 +68,17 @@ impl DisconnectReason {
             Self::ClientNamespaceDisconnect => "client namespace disconnect",
             Self::ServerNamespaceDisconnect => "server namespace disconnect",
             Self::ServerShuttingDown => "server shutting down",
+            Self::ForcedClose => "forced close",
         }
     }
 }
 
 impl DisconnectReason {
-    /// Whether a socket that left for this reason may be recovered (the connection was
-    /// lost, not closed on purpose).
+    /// Whether a socket that left for this reason may be recovered, as in the reference
+    /// server: the connection was lost or cut under the socket (`transport close`,
+    /// `transport error`, `ping timeout`, `forced close`, `server shutting down`), not
+    /// left on purpose with a DISCONNECT (`client namespace disconnect`,
+    /// `server namespace disconnect`) nor dropped for a broken packet (`parse error`).
     pub fn is_recoverable(self) -> bool {
         matches!(
             self,
@@ -78,6 +86,7 @@ impl DisconnectReason {
                 | Self::TransportError
                 | Self::PingTimeout
                 | Self::ServerShuttingDown
+                | Self::ForcedClose
         )
     }
 }
@@ -93,7 +102,7 @@ impl From<engine::CloseReason> for DisconnectReason {
         match r {
             engine::CloseReason::PingTimeout => Self::PingTimeout,
             engine::CloseReason::TransportError => Self::TransportError,
-            engine::CloseReason::ServerClose => Self::ServerNamespaceDisconnect,
+            engine::CloseReason::ServerClose => Self::ForcedClose,
             engine::CloseReason::TransportClose | engine::CloseReason::ClientClose => {
                 Self::TransportClose
             }

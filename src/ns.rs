@@ -354,9 +354,10 @@ impl LocalNamespace for Namespace {
 
     fn disconnect(&self, opts: &BroadcastOptions, close: bool) {
         for s in self.matching(opts) {
-            s.disconnect();
             if close {
-                s.session.close(crate::engine::CloseReason::ServerClose);
+                s.disconnect_all_and_close();
+            } else {
+                s.disconnect();
             }
         }
     }

@@ -11,9 +11,9 @@ use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 
 use crate::ack::AckFuture;
-use crate::adapter::{PersistedSession, Room};
+use crate::adapter::{BroadcastOptions, PersistedSession, Room};
 use crate::client::Client;
-use crate::engine::{Session, Sid, Str, TransportKind};
+use crate::engine::{CloseReason, Session, Sid, Str, TransportKind};
 use crate::errors::{AckError, DisconnectReason, EmitError};
 use crate::extensions::Extensions;
 use crate::extract::{Context, Kind};
@@ -368,7 +368,22 @@ impl Socket {
         spread: bool,
     ) -> Result<(), EmitError> {
         self.observe_outgoing(event, data);
-        let enc = self.parser().event(self.ns(), event, data, None, spread)?;
+        if self.pid.is_none() {
+            let enc = self.parser().event(self.ns(), event, data, None, spread)?;
+            return self.send_encoded(&enc);
+        }
+        // Connection state recovery: like the reference server, the emit goes through the
+        // adapter, addressed to the socket's own room, so it gets an offset and is kept for
+        // replay (the client takes the last argument of every event as its offset).
+        if !self.connected() {
+            return Err(EmitError::Disconnected);
+        }
+        let packet = self.parser().event_packet(self.ns(), event, data, spread)?;
+        let opts = BroadcastOptions {
+            rooms: vec![Room::Owned(self.id.as_str().to_owned())],
+            ..BroadcastOptions::default()
+        };
+        let enc = self.ns.adapter().frame_broadcast(&*self.ns, &packet, &opts);
         self.send_encoded(&enc)
     }
 
@@ -481,6 +496,28 @@ impl Socket {
     /// [`DisconnectReason::ServerNamespaceDisconnect`].
     pub fn disconnect(self: &Arc<Self>) {
         self.disconnect_with(DisconnectReason::ServerNamespaceDisconnect);
+    }
+
+    /// Closes the Engine.IO connection under this socket without a Socket.IO DISCONNECT,
+    /// as Node's `socket.conn.close()`. Every socket of the connection (one per namespace)
+    /// leaves with [`DisconnectReason::ForcedClose`] once the engine has closed; the client
+    /// sees `transport close` and reconnects by itself. With connection state recovery on,
+    /// `forced close` is a recoverable reason: the client comes back with the same socket
+    /// id, rooms and data, and gets every packet it missed.
+    ///
+    /// To make the client leave for good instead, use [`disconnect`](Self::disconnect).
+    pub fn close_connection(&self) {
+        self.session.close(CloseReason::ServerClose);
+    }
+
+    /// Disconnects every socket of this socket's connection (each gets a DISCONNECT, with
+    /// [`DisconnectReason::ServerNamespaceDisconnect`]), then closes the connection: Node's
+    /// `socket.disconnect(true)`.
+    pub(crate) fn disconnect_all_and_close(&self) {
+        for s in self.session.data.take_all() {
+            s.disconnect();
+        }
+        self.session.close(CloseReason::ServerClose);
     }
 
     pub(crate) fn disconnect_with(self: &Arc<Self>, reason: DisconnectReason) {

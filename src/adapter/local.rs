@@ -5,11 +5,11 @@ use std::sync::RwLock;
 use std::time::Duration;
 
 use super::{
-    Adapter, AdapterError, BoxFuture, BroadcastOptions, LocalNamespace, PersistedSession,
-    RecoveryConfig, RecoveryStore, RestoredSession, Room,
+    Adapter, BoxFuture, BroadcastOptions, LocalNamespace, PersistedSession, RecoveryConfig,
+    RecoveryStore, RestoredSession, Room,
 };
 use crate::engine::Sid;
-use crate::parser::EventPacket;
+use crate::parser::{Encoded, EventPacket};
 
 /// Rooms kept in memory on this server: the default adapter. With connection state
 /// recovery, it also gives each broadcast an offset and keeps what disconnected sockets
@@ -167,25 +167,22 @@ impl Adapter for LocalAdapter {
         self.read().sockets.len()
     }
 
-    fn broadcast<'a>(
-        &'a self,
-        ns: &'a dyn LocalNamespace,
-        packet: EventPacket,
-        opts: BroadcastOptions,
-    ) -> BoxFuture<'a, Result<usize, AdapterError>> {
-        Box::pin(async move {
-            let parser = ns.parser();
-            match &self.recovery {
-                // Volatile packets are not worth recovering, as in the reference server.
-                Some(store) if !opts.volatile => {
-                    let (offset, text) = store.next_offset();
-                    let enc = parser.encode_event(&packet, None, Some(&text));
-                    store.keep(offset, &opts, &enc);
-                    Ok(ns.deliver(&enc, &opts))
-                }
-                _ => Ok(ns.deliver(&parser.encode_event(&packet, None, None), &opts)),
+    fn frame_broadcast(
+        &self,
+        ns: &dyn LocalNamespace,
+        packet: &EventPacket,
+        opts: &BroadcastOptions,
+    ) -> Encoded {
+        match &self.recovery {
+            // Volatile packets are not worth recovering, as in the reference server.
+            Some(store) if !opts.volatile => {
+                let (offset, text) = store.next_offset();
+                let enc = ns.parser().encode_event(packet, None, Some(&text));
+                store.keep(offset, opts, &enc);
+                enc
             }
-        })
+            _ => ns.parser().encode_event(packet, None, None),
+        }
     }
 
     fn persist_session(&self, session: PersistedSession) -> BoxFuture<'_, ()> {

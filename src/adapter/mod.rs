@@ -158,6 +158,25 @@ pub trait Adapter: Send + Sync + 'static {
     /// Number of local sockets.
     fn socket_count(&self) -> usize;
 
+    /// Frames an event that asks for no ack, for delivery to the local sockets `opts`
+    /// selects. The default frames it as it is. An adapter with connection state recovery
+    /// gives it an offset (an extra last argument, which the client keeps as the point to
+    /// recover from) and keeps it for replay, unless it is volatile.
+    ///
+    /// With recovery on, every emit of a socket to its own client comes here too, with
+    /// `opts.rooms` holding only the socket's id (the reference server routes a socket's
+    /// emits through its adapter the same way), so that every packet a recoverable client
+    /// receives carries an offset. It runs on the hot path: no I/O, no blocking.
+    fn frame_broadcast(
+        &self,
+        ns: &dyn LocalNamespace,
+        packet: &EventPacket,
+        opts: &BroadcastOptions,
+    ) -> Encoded {
+        let _ = opts;
+        ns.parser().encode_event(packet, None, None)
+    }
+
     /// Broadcasts an event; returns how many local sockets took it.
     fn broadcast<'a>(
         &'a self,
@@ -165,9 +184,7 @@ pub trait Adapter: Send + Sync + 'static {
         packet: EventPacket,
         opts: BroadcastOptions,
     ) -> BoxFuture<'a, Result<usize, AdapterError>> {
-        Box::pin(
-            async move { Ok(ns.deliver(&ns.parser().encode_event(&packet, None, None), &opts)) },
-        )
+        Box::pin(async move { Ok(ns.deliver(&self.frame_broadcast(ns, &packet, &opts), &opts)) })
     }
 
     /// Broadcasts an event with an ack id and streams the answers.

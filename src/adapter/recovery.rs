@@ -1,6 +1,7 @@
-//! Connection state recovery, in memory: broadcasts get an offset and are kept while a
-//! disconnected socket could still need them, so a client that comes back within the window
-//! gets its id, rooms and data back, and every broadcast it missed.
+//! Connection state recovery, in memory: every event without ack a client receives (a
+//! broadcast or a socket's own emit) gets an offset and is kept while a disconnected socket
+//! could still need it, so a client that comes back within the window gets its id, rooms and
+//! data back, and every packet it missed.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -19,7 +20,8 @@ pub struct RecoveryConfig {
     pub max_disconnection_duration: Duration,
     /// Whether a recovered socket skips the connect middlewares. Default true.
     pub skip_middlewares: bool,
-    /// Most broadcast packets kept per namespace. When the cap is hit the oldest packet is
+    /// Most packets kept per namespace (broadcasts and, since every emit of a recoverable
+    /// socket is kept too, emits to single sockets). When the cap is hit the oldest packet is
     /// dropped, and a socket that missed it can no longer be recovered: it reconnects as a
     /// new socket (`recovered() == false`) instead of silently missing a packet.
     /// Default 10 000.
@@ -87,6 +89,8 @@ pub(crate) struct RecoveryStore {
 struct State {
     packets: VecDeque<Stored>,
     away: HashMap<Sid, Away>,
+    /// Whether the last packet kept pushed out the oldest one.
+    at_cap: bool,
 }
 
 impl std::fmt::Debug for RecoveryStore {
@@ -147,11 +151,17 @@ impl RecoveryStore {
         let mut s = self.lock();
         self.prune(&mut s, now);
         if s.packets.len() >= self.config.max_packets {
-            tracing::warn!(
-                max = self.config.max_packets,
-                "recovery packet cap reached: dropping the oldest; sockets away since then will reconnect without recovery"
-            );
+            // Said once per stretch at the cap, not once per packet.
+            if !s.at_cap {
+                tracing::warn!(
+                    max = self.config.max_packets,
+                    "recovery packet cap reached: dropping the oldest; sockets away since then will reconnect without recovery"
+                );
+                s.at_cap = true;
+            }
             s.packets.pop_front();
+        } else {
+            s.at_cap = false;
         }
         s.packets.push_back(Stored {
             offset,

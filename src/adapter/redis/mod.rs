@@ -151,7 +151,7 @@ impl Adapter for RedisAdapter {
         opts: BroadcastOptions,
     ) -> BoxFuture<'a, Result<usize, AdapterError>> {
         Box::pin(async move {
-            let n = ns.deliver(&ns.parser().encode_event(&packet, None, None), &opts);
+            let n = ns.deliver(&self.frame_broadcast(ns, &packet, &opts), &opts);
             if !opts.local {
                 let args = packet.args_values().map_err(link_err)?;
                 let msg = Value::Array(vec![
