@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use http::request::Parts;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use tower_layer::Layer;
 
 use crate::adapter::{AdapterFactory, RecoveryConfig, local_factory, recovery_factory};
@@ -19,6 +20,7 @@ use crate::handler::{Handler, Middleware, boxed, boxed_middleware};
 use crate::ns::{Namespace, Shared};
 use crate::operators::BroadcastError;
 use crate::operators::{BroadcastOperators, IntoRooms};
+use crate::server_event::ServerEventHandler;
 use crate::socket::SocketRef;
 
 type Predicate = Arc<dyn Fn(&str) -> bool + Send + Sync>;
@@ -57,12 +59,16 @@ impl IoInner {
         let mut map = self.namespaces.write().unwrap_or_else(|e| e.into_inner());
         let ns = map.entry(path.into()).or_insert_with(|| {
             tracing::debug!(ns = path, "dynamic namespace created");
-            Namespace::new(
+            let ns = Namespace::new(
                 Str::from(path),
                 template.handler().clone(),
                 template.middlewares(),
                 self.shared.clone(),
-            )
+            );
+            for (event, handler) in template.server_handlers() {
+                ns.on_server_event(event, handler);
+            }
+            ns
         });
         Some(ns.clone())
     }
@@ -92,6 +98,23 @@ impl NamespaceHandle {
     /// connect handler, and the first refusal ends the connection attempt.
     pub fn with<Mw: Middleware<M>, M>(self, middleware: Mw) -> Self {
         self.0.add_middleware(boxed_middleware(middleware));
+        self
+    }
+
+    /// Handles a server-side event that another server of the cluster emits in this
+    /// namespace (Node's `io.of(nsp).on(event, ...)` for `serverSideEmit`), replacing any
+    /// previous handler of that event. The handler is a closure, sync or `async`, of
+    /// [`FromServerEvent`](crate::server_event::FromServerEvent) extractors: `Data<T>` for
+    /// the arguments, [`ServerAck`](crate::server_event::ServerAck) to answer a sender that
+    /// waits, `BroadcastOperators` for this namespace, `State<T>`, `Event`. For a family of
+    /// dynamic namespaces, every namespace of the family gets it.
+    pub fn on_server_event<H: ServerEventHandler<M>, M>(
+        self,
+        event: impl Into<String>,
+        handler: H,
+    ) -> Self {
+        self.0
+            .on_server_event(event.into(), crate::server_event::boxed(handler));
         self
     }
 }
@@ -204,46 +227,43 @@ impl SocketIo {
         self.main_ns().map(|op| op.sockets()).unwrap_or_default()
     }
 
-    /// Handles a server-side event that another server of the cluster emits on the main
-    /// namespace; the closure sees the arguments and may answer (for emits with ack).
-    pub fn on_server_event<F>(&self, event: impl Into<String>, handler: F)
-    where
-        F: Fn(&[serde_json::Value]) -> Option<serde_json::Value> + Send + Sync + 'static,
-    {
+    /// Handles a server-side event in the main namespace `/`: the same as
+    /// [`NamespaceHandle::on_server_event`] on `/` (nothing happens when `/` is not
+    /// registered).
+    pub fn on_server_event<H: ServerEventHandler<M>, M>(
+        &self,
+        event: impl Into<String>,
+        handler: H,
+    ) {
         if let Some(ns) = self.inner.namespace("/") {
-            ns.on_server_event(event.into(), Arc::new(handler));
+            NamespaceHandle(ns).on_server_event(event, handler);
         }
     }
 
-    /// Emits a server-side event to the other servers of the cluster (main namespace).
-    pub async fn server_side_emit(
+    /// Emits a server-side event to the other servers of the cluster in the main
+    /// namespace `/`: [`BroadcastOperators::server_side_emit`] on `/`.
+    pub async fn server_side_emit<T: Serialize + ?Sized>(
         &self,
         event: &str,
-        args: Vec<serde_json::Value>,
-    ) -> Result<(), crate::adapter::AdapterError> {
-        let Some(ns) = self.inner.namespace("/") else {
-            return Ok(());
-        };
-        ns.adapter()
-            .server_side_emit(&*ns, event.to_owned(), args, None)
-            .await
-            .map(drop)
+        args: &T,
+    ) -> Result<(), BroadcastError> {
+        match self.main_ns() {
+            Some(op) => op.server_side_emit(event, args).await,
+            None => Ok(()),
+        }
     }
 
-    /// Emits a server-side event and collects one answer from each other server within
-    /// `timeout`; a missing answer is [`AdapterError::Timeout`](crate::adapter::AdapterError).
-    pub async fn server_side_emit_with_ack(
+    /// Emits a server-side event in the main namespace `/` and waits for every other
+    /// server's answer: [`BroadcastOperators::server_side_emit_with_ack`] on `/`.
+    pub async fn server_side_emit_with_ack<T: Serialize + ?Sized, R: DeserializeOwned>(
         &self,
         event: &str,
-        args: Vec<serde_json::Value>,
-        timeout: Duration,
-    ) -> Result<Vec<serde_json::Value>, crate::adapter::AdapterError> {
-        let Some(ns) = self.inner.namespace("/") else {
-            return Ok(Vec::new());
-        };
-        ns.adapter()
-            .server_side_emit(&*ns, event.to_owned(), args, Some(timeout))
-            .await
+        args: &T,
+    ) -> Result<Vec<Result<R, crate::AckError>>, BroadcastError> {
+        match self.main_ns() {
+            Some(op) => op.server_side_emit_with_ack(event, args).await,
+            None => Ok(Vec::new()),
+        }
     }
 
     /// Number of servers in the cluster (1 without a cluster adapter).

@@ -57,6 +57,7 @@
 //! - [`engine`]: Engine.IO v4, usable alone.
 //! - [`parser`]: Socket.IO packets and their wire format.
 //! - [`adapter`]: rooms, and how a broadcast finds its sockets.
+//! - [`server_event`]: events between the servers of a cluster, with their handlers.
 //! - the rest (this module): namespaces, sockets, extractors, handlers, broadcasting.
 //! - `emitter` (feature `redis`): publish into a cluster from a process that is not a server.
 #![warn(missing_docs)]
@@ -68,6 +69,7 @@ pub mod engine;
 pub mod extract;
 pub mod handler;
 pub mod parser;
+pub mod server_event;
 
 mod ack;
 mod client;

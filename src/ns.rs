@@ -2,12 +2,12 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::adapter::{AckItem, Adapter, BroadcastOptions, LocalNamespace, SocketInfo};
 use crate::client::Client;
@@ -19,11 +19,8 @@ use crate::extract::{Context, Kind};
 use crate::handler::{BoxedHandler, BoxedMiddleware, ConnectRejection};
 use crate::parser::Encoded;
 use crate::parser::{EventPacket, Parser};
+use crate::server_event::BoxedServerEventHandler;
 use crate::socket::Socket;
-
-/// A handler of server-side events from other servers: sees the arguments, may answer.
-pub(crate) type ServerEventHandler =
-    Arc<dyn Fn(&[serde_json::Value]) -> Option<serde_json::Value> + Send + Sync>;
 
 /// What every namespace of one server shares.
 pub(crate) struct Shared {
@@ -47,8 +44,10 @@ pub struct Namespace {
     handler: BoxedHandler,
     middlewares: RwLock<Vec<BoxedMiddleware>>,
     sockets: RwLock<HashMap<Sid, Arc<Socket>>>,
-    server_handlers: RwLock<HashMap<String, ServerEventHandler>>,
+    server_handlers: RwLock<HashMap<String, BoxedServerEventHandler>>,
     adapter: Box<dyn Adapter>,
+    /// This namespace, for what needs an `Arc` of it from `&self` (server-side events).
+    me: Weak<Namespace>,
     ack_ids: AtomicU64,
     shared: Arc<Shared>,
 }
@@ -69,13 +68,14 @@ impl Namespace {
         middlewares: Vec<BoxedMiddleware>,
         shared: Arc<Shared>,
     ) -> Arc<Self> {
-        let ns = Arc::new(Self {
+        let ns = Arc::new_cyclic(|me| Self {
             adapter: (shared.adapter)(path.as_str()),
             path,
             handler,
             middlewares: RwLock::new(middlewares),
             sockets: RwLock::new(HashMap::new()),
             server_handlers: RwLock::new(HashMap::new()),
+            me: me.clone(),
             ack_ids: AtomicU64::new(0),
             shared,
         });
@@ -114,11 +114,19 @@ impl Namespace {
             .clone()
     }
 
-    pub(crate) fn on_server_event(&self, event: String, handler: ServerEventHandler) {
+    pub(crate) fn on_server_event(&self, event: String, handler: BoxedServerEventHandler) {
         self.server_handlers
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(event, handler);
+    }
+
+    /// The server-side event handlers, for a namespace made from this one as a template.
+    pub(crate) fn server_handlers(&self) -> HashMap<String, BoxedServerEventHandler> {
+        self.server_handlers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub(crate) fn add_middleware(&self, mw: BoxedMiddleware) {
@@ -378,20 +386,24 @@ impl LocalNamespace for Namespace {
         self.adapter.rooms()
     }
 
-    fn server_event(&self, event: &str, args: &[serde_json::Value]) -> Option<serde_json::Value> {
+    fn server_event(
+        &self,
+        event: &str,
+        args: &[serde_json::Value],
+        ack: Option<oneshot::Sender<serde_json::Value>>,
+    ) {
         let handler = self
             .server_handlers
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(event)
             .cloned();
-        match handler {
-            Some(h) => h(args),
-            None => {
-                tracing::debug!(ns = self.path(), event, "no handler for server-side event");
-                None
-            }
-        }
+        let (Some(handler), Some(ns)) = (handler, self.me.upgrade()) else {
+            // As in the reference server: no handler, no answer.
+            tracing::debug!(ns = self.path(), event, "no handler for server-side event");
+            return;
+        };
+        crate::server_event::run(&ns, &handler, event, args, ack);
     }
 }
 

@@ -241,6 +241,48 @@ impl BroadcastOperators {
             .await
     }
 
+    /// Emits a server-side event to the other servers of the cluster, in this namespace
+    /// (Node's `serverSideEmit`): their handlers registered with
+    /// [`NamespaceHandle::on_server_event`](crate::NamespaceHandle::on_server_event) run;
+    /// clients never see it, and the selection (rooms, except) is ignored. `args` is the
+    /// argument list: a tuple or array of its elements, `&()` for none. Alone, there is
+    /// nobody to tell: it does nothing.
+    pub async fn server_side_emit<T: Serialize + ?Sized>(
+        self,
+        event: &str,
+        args: &T,
+    ) -> Result<(), BroadcastError> {
+        let args = crate::server_event::arg_list(args).map_err(EncodeError)?;
+        self.ns
+            .adapter()
+            .server_side_emit(&*self.ns, event.to_owned(), args, None)
+            .await?;
+        Ok(())
+    }
+
+    /// Like [`server_side_emit`](Self::server_side_emit), and waits for one answer from
+    /// every other server of the cluster (Node's `serverSideEmitWithAck`), within the
+    /// operator's [`timeout`](Self::timeout) or else the configured `ack_timeout`. Each
+    /// answer is deserialized into `R` on its own. A server that does not answer in time
+    /// fails the whole call with [`AdapterError::Timeout`]; alone, the answer list is empty.
+    pub async fn server_side_emit_with_ack<T: Serialize + ?Sized, R: DeserializeOwned>(
+        self,
+        event: &str,
+        args: &T,
+    ) -> Result<Vec<Result<R, AckError>>, BroadcastError> {
+        let timeout = self.timeout.unwrap_or(self.ns.shared().config.ack_timeout);
+        let args = crate::server_event::arg_list(args).map_err(EncodeError)?;
+        let answers = self
+            .ns
+            .adapter()
+            .server_side_emit(&*self.ns, event.to_owned(), args, Some(timeout))
+            .await?;
+        Ok(answers
+            .into_iter()
+            .map(|v| serde_json::from_value(v).map_err(AckError::Decode))
+            .collect())
+    }
+
     /// Every room of the namespace, cluster-wide (the selection is ignored).
     pub async fn rooms(self) -> Result<Vec<Room>, AdapterError> {
         self.ns.adapter().all_rooms(&*self.ns).await

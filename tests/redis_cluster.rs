@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 use tower_socketio::adapter::redis::{RedisAdapterConfig, RedisLink};
+use tower_socketio::server_event::ServerAck;
 use tower_socketio::{AckSender, Binary, Data, SocketData, SocketIo, SocketRef};
 
 /// The Redis to use: `TSIO_REDIS_URL`, else the local default if it answers.
@@ -74,12 +75,12 @@ async fn rust_node(url: &str, key: &str, name: &'static str) -> RustNode {
             },
         );
     });
-    io.on_server_event("ping-servers", move |args| {
-        Some(json!(format!(
-            "pong from {name}: {}",
-            args.first().and_then(Value::as_str).unwrap_or("")
-        )))
-    });
+    io.on_server_event(
+        "ping-servers",
+        move |Data(arg): Data<String>, ack: ServerAck| {
+            ack.send(&format!("pong from {name}: {arg}")).ok();
+        },
+    );
     link.wait_subscribed().await;
     let server = common::serve_layer(layer).await;
     RustNode {
@@ -319,11 +320,11 @@ async fn mixed_cluster_with_node() {
     // Server-side events with acks, both ways.
     let mut answers: Vec<String> = r1
         .io
-        .server_side_emit_with_ack("ping-servers", vec![json!("hi")], Duration::from_secs(2))
+        .server_side_emit_with_ack::<_, String>("ping-servers", &("hi",))
         .await
         .expect("server-side")
         .into_iter()
-        .map(|v| v.as_str().unwrap_or("").to_owned())
+        .map(|v| v.expect("a string answer"))
         .collect();
     answers.sort();
     assert_eq!(answers, vec!["pong from node: hi", "pong from rust2: hi"]);

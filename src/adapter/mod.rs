@@ -25,7 +25,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::engine::Sid;
 use crate::errors::AckError;
@@ -123,8 +123,16 @@ pub trait LocalNamespace: Send + Sync + 'static {
     fn rooms_op(&self, opts: &BroadcastOptions, rooms: &[Room], join: bool);
     /// The local rooms (socket-id rooms excluded).
     fn rooms(&self) -> Vec<Room>;
-    /// Runs this server's handler of a server-side event; returns its answer, if any.
-    fn server_event(&self, event: &str, args: &[serde_json::Value]) -> Option<serde_json::Value>;
+    /// Runs this server's handler of a server-side event another server emitted. When that
+    /// server waits for an answer, `ack` carries it back (once); it is dropped unanswered
+    /// when the handler gives none or there is no handler (the sender then times out, as
+    /// with the reference server).
+    fn server_event(
+        &self,
+        event: &str,
+        args: &[serde_json::Value],
+        ack: Option<oneshot::Sender<serde_json::Value>>,
+    );
 }
 
 /// Keeps room membership for one namespace, finds the sockets a broadcast reaches, and

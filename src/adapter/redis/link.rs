@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use redis::AsyncCommands;
 use rmpv::Value;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{NsState, RedisAdapter, RedisAdapterConfig};
 use crate::adapter::{
@@ -396,13 +396,22 @@ fn on_request(inner: &Arc<LinkInner>, ns: &Arc<NsState>, msg: &Value) {
                 .iter()
                 .map(|v| rmpv::ext::from_value(v.clone()).unwrap_or_default())
                 .collect();
-            let answer = local.server_event(event, &args);
-            if let Some(id) = request_id {
-                inner.answer_json(
-                    ns,
-                    serde_json::json!({ "type": wire::SERVER_SIDE_EMIT, "requestId": id, "data": answer }),
-                );
-            }
+            let Some(id) = request_id else {
+                local.server_event(event, &args, None);
+                return;
+            };
+            let (tx, rx) = oneshot::channel();
+            local.server_event(event, &args, Some(tx));
+            let (inner, ns) = (inner.clone(), ns.clone());
+            // The handler may answer later (async); an unanswered ack ends the task at once.
+            tokio::spawn(async move {
+                if let Ok(answer) = rx.await {
+                    inner.answer_json(
+                        &ns,
+                        serde_json::json!({ "type": wire::SERVER_SIDE_EMIT, "requestId": id, "data": answer }),
+                    );
+                }
+            });
         }
         Some(wire::BROADCAST) if !own => on_broadcast_with_ack(inner, ns, &local, msg),
         _ => {}
