@@ -47,6 +47,7 @@ async fn rust_node(url: &str, key: &str, name: &'static str) -> RustNode {
         RedisAdapterConfig {
             key: key.to_owned(),
             requests_timeout: Duration::from_secs(3),
+            ..RedisAdapterConfig::default()
         },
     )
     .await

@@ -46,12 +46,73 @@ pub(super) struct LinkInner {
     answer_tx: mpsc::UnboundedSender<(String, Vec<u8>)>,
 }
 
+/// [`RedisLink::connect`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisConnectError {
+    /// The URL is not a Redis URL.
+    #[error("invalid Redis URL: {0}")]
+    Url(#[source] redis::RedisError),
+    /// Redis refused or broke the connection, or the handshake failed (authentication,
+    /// database selection, ...).
+    #[error("could not connect to Redis at {addr}: {source}")]
+    Connect {
+        /// Host and port (or socket path) tried; never the credentials.
+        addr: String,
+        /// What the Redis client reported.
+        #[source]
+        source: redis::RedisError,
+    },
+    /// No connection within [`RedisAdapterConfig::connect_timeout`].
+    #[error("no connection to Redis at {addr} within {timeout:?}")]
+    Timeout {
+        /// Host and port (or socket path) tried.
+        addr: String,
+        /// The connect timeout that ran out.
+        timeout: Duration,
+    },
+}
+
+/// One step of the connection, bounded by the connect timeout.
+async fn bounded<T>(
+    addr: &str,
+    timeout: Duration,
+    step: impl std::future::Future<Output = redis::RedisResult<T>>,
+) -> Result<T, RedisConnectError> {
+    match tokio::time::timeout(timeout, step).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(source)) => Err(RedisConnectError::Connect {
+            addr: addr.to_owned(),
+            source,
+        }),
+        Err(_) => Err(RedisConnectError::Timeout {
+            addr: addr.to_owned(),
+            timeout,
+        }),
+    }
+}
+
 impl RedisLink {
     /// Connects to Redis (`redis://host:port`), then keeps both connections up.
-    pub async fn connect(url: &str, config: RedisAdapterConfig) -> Result<Self, redis::RedisError> {
-        let client = redis::Client::open(url)?;
-        let conn = client.get_connection_manager().await?;
-        let first = client.get_async_pubsub().await?;
+    ///
+    /// The first connection is tried once: a refused connection is reported at once, an
+    /// unanswered one after [`RedisAdapterConfig::connect_timeout`] (each step of the
+    /// connection is bounded by it). Once connected, the link reconnects by itself.
+    pub async fn connect(url: &str, config: RedisAdapterConfig) -> Result<Self, RedisConnectError> {
+        let client = redis::Client::open(url).map_err(RedisConnectError::Url)?;
+        let addr = client.get_connection_info().addr().to_string();
+        let timeout = config.connect_timeout;
+        // The subscriber connection first: it is a single attempt, where the connection
+        // manager would retry with backoff for seconds before giving up.
+        let first = bounded(&addr, timeout, client.get_async_pubsub()).await?;
+        let conn = bounded(&addr, timeout, client.get_connection_manager()).await?;
+        // Something that accepts connections but does not answer is no Redis.
+        let mut ping = conn.clone();
+        bounded(
+            &addr,
+            timeout,
+            redis::cmd("PING").query_async::<()>(&mut ping),
+        )
+        .await?;
         let (subscribe_tx, subscribe_rx) = mpsc::unbounded_channel();
         let (answer_tx, answer_rx) = mpsc::unbounded_channel();
         let inner = Arc::new(LinkInner {

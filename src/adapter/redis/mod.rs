@@ -30,7 +30,7 @@ use std::time::Duration;
 use rmpv::Value;
 use tokio::sync::mpsc;
 
-pub use link::RedisLink;
+pub use link::{RedisConnectError, RedisLink};
 
 use super::{
     AckStream, Adapter, AdapterError, BoxFuture, BroadcastOptions, LocalAdapter, LocalNamespace,
@@ -50,6 +50,10 @@ pub struct RedisAdapterConfig {
     /// Time to wait for the other servers' answers. Default 5 s (as Node's
     /// `requestsTimeout`).
     pub requests_timeout: Duration,
+    /// Longest wait for each step of [`RedisLink::connect`] (TCP connect and handshake of
+    /// each connection) before it fails with [`RedisConnectError::Timeout`]; a refused
+    /// connection fails at once. Default 5 s.
+    pub connect_timeout: Duration,
 }
 
 impl Default for RedisAdapterConfig {
@@ -57,6 +61,7 @@ impl Default for RedisAdapterConfig {
         Self {
             key: "socket.io".into(),
             requests_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
         }
     }
 }
