@@ -7,6 +7,32 @@
 //! Register it with [`NamespaceHandle::on_server_event`](crate::NamespaceHandle::on_server_event);
 //! emit with [`BroadcastOperators::server_side_emit`] and
 //! [`BroadcastOperators::server_side_emit_with_ack`].
+//!
+//! ```
+//! use tower_socketio::server_event::ServerAck;
+//! use tower_socketio::{BroadcastOperators, Data, SocketIo, SocketRef};
+//!
+//! # fn setup() -> SocketIo {
+//! let (_layer, io) = SocketIo::new_layer();
+//! io.ns("/custom", |_: SocketRef| {}).on_server_event(
+//!     "who-is-there",
+//!     |Data(from): Data<String>, ack: ServerAck, ns: BroadcastOperators| async move {
+//!         // Tell this server's sockets of /custom, then answer if the sender waits.
+//!         let here = ns.sockets().len();
+//!         ns.local().emit("asked", &from).await.ok();
+//!         ack.send(&here).ok();
+//!     },
+//! );
+//! # io }
+//! # async fn ask(io: SocketIo) -> Result<(), tower_socketio::BroadcastError> {
+//! // On another server: one answer per other server of the cluster.
+//! let counts = io
+//!     .of("/custom")
+//!     .expect("registered")
+//!     .server_side_emit_with_ack::<_, usize>("who-is-there", &("server-2",))
+//!     .await?;
+//! # Ok(()) }
+//! ```
 
 use std::cell::Cell;
 use std::future::Future;
