@@ -431,6 +431,13 @@ case!(
     "forced close"
 );
 case!(
+    transport_error_polling,
+    recovers,
+    "polling",
+    "bad-ping",
+    "transport error"
+);
+case!(
     server_disconnect_websocket,
     refused,
     "websocket",

@@ -3,6 +3,7 @@
 // Usage: node compare_client.mjs <url> <transport: polling|websocket> <cut>
 // cut: close (client closes its engine), destroy (TCP socket destroyed), mute (no more pongs:
 // ping timeout), conn-close (the server closes the connection: socket.conn.close()),
+// bad-ping (the client breaks the Engine.IO protocol: transport error),
 // server-disconnect (the server's socket.disconnect()), client-disconnect (socket.disconnect()).
 // stdout: "READY <json>" once set up, "AWAY <json>" once cut off; then it waits for a "GO"
 // line on stdin, connects again and prints "RESULT <json>" with everything it received.
@@ -42,6 +43,8 @@ switch (cut) {
     break;
   }
   case 'conn-close': socket.emit('cut', 'conn-close'); break;
+  // A ping from the client breaks Engine.IO v4 (heartbeats go server to client).
+  case 'bad-ping': engine._sendPacket('ping'); break;
   case 'server-disconnect': socket.emit('cut', 'server-disconnect'); break;
   case 'client-disconnect': socket.disconnect(); break;
   default: throw new Error('unknown cut ' + cut);
