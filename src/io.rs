@@ -106,8 +106,9 @@ impl NamespaceHandle {
     /// previous handler of that event. The handler is a closure, sync or `async`, of
     /// [`FromServerEvent`](crate::server_event::FromServerEvent) extractors: `Data<T>` for
     /// the arguments, [`ServerAck`](crate::server_event::ServerAck) to answer a sender that
-    /// waits, `BroadcastOperators` for this namespace, `State<T>`, `Event`. For a family of
-    /// dynamic namespaces, every namespace of the family gets it.
+    /// waits, `BroadcastOperators` for this namespace, `State<T>`, `Event`. On a family of
+    /// dynamic namespaces, every namespace of the family created afterwards gets it:
+    /// register it before serving clients.
     pub fn on_server_event<H: ServerEventHandler<M>, M>(
         self,
         event: impl Into<String>,
