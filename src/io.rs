@@ -441,10 +441,14 @@ impl SocketIoBuilder {
         self.adapter = Some(factory);
         self
     }
-    /// Turns on connection state recovery: a client that reconnects within
+    /// Turns on connection state recovery, as the reference server's
+    /// `connectionStateRecovery`: every event without ack sent to a client (broadcasts and
+    /// a socket's own emits alike) carries an offset as its last argument, and a client that
+    /// lost its connection (not one that disconnected on purpose, see
+    /// [`DisconnectReason::is_recoverable`]) and reconnects within
     /// `max_disconnection_duration` gets back its socket id, rooms and data, and every
-    /// broadcast it missed. With the default adapter; a custom adapter must implement
-    /// `persist_session`/`restore_session` itself.
+    /// packet it missed. With the default adapter; a custom adapter must implement
+    /// `frame_broadcast`/`persist_session`/`restore_session` itself.
     pub fn connection_state_recovery(mut self, config: RecoveryConfig) -> Self {
         self.config.recovery = Some(config);
         self
