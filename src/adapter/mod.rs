@@ -133,6 +133,18 @@ pub trait LocalNamespace: Send + Sync + 'static {
         args: &[serde_json::Value],
         ack: Option<oneshot::Sender<serde_json::Value>>,
     );
+    /// [`server_event`](Self::server_event) for a sender that waits: runs the handler now
+    /// and resolves to its answer, or to `None` once it is clear no answer will come (no
+    /// handler, or the handler dropped its ack). Spawn it; publish the answer when it comes.
+    fn server_event_with_ack(
+        &self,
+        event: &str,
+        args: &[serde_json::Value],
+    ) -> BoxFuture<'static, Option<serde_json::Value>> {
+        let (tx, rx) = oneshot::channel();
+        self.server_event(event, args, Some(tx));
+        Box::pin(async move { rx.await.ok() })
+    }
 }
 
 /// Keeps room membership for one namespace, finds the sockets a broadcast reaches, and

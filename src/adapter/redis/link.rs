@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use redis::AsyncCommands;
 use rmpv::Value;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
 use super::{NsState, RedisAdapter, RedisAdapterConfig};
 use crate::adapter::{
@@ -461,12 +461,11 @@ fn on_request(inner: &Arc<LinkInner>, ns: &Arc<NsState>, msg: &Value) {
                 local.server_event(event, &args, None);
                 return;
             };
-            let (tx, rx) = oneshot::channel();
-            local.server_event(event, &args, Some(tx));
+            let answer = local.server_event_with_ack(event, &args);
             let (inner, ns) = (inner.clone(), ns.clone());
             // The handler may answer later (async); an unanswered ack ends the task at once.
             tokio::spawn(async move {
-                if let Ok(answer) = rx.await {
+                if let Some(answer) = answer.await {
                     inner.answer_json(
                         &ns,
                         serde_json::json!({ "type": wire::SERVER_SIDE_EMIT, "requestId": id, "data": answer }),
