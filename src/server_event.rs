@@ -267,3 +267,25 @@ pub(crate) fn arg_list<T: Serialize + ?Sized>(
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn argument_lists() {
+        assert_eq!(arg_list(&()).unwrap(), Vec::<serde_json::Value>::new());
+        assert_eq!(arg_list(&("a", 1)).unwrap(), vec![json!("a"), json!(1)]);
+        assert_eq!(arg_list(&[[1, 2]]).unwrap(), vec![json!([1, 2])]);
+        assert!(arg_list(&"one").is_err());
+        assert!(arg_list(&json!({"k": 1})).is_err());
+    }
+
+    #[test]
+    fn data_reads_arguments_as_socket_events_do() {
+        assert_eq!(merged(&[]), serde_json::Value::Null);
+        assert_eq!(merged(&[json!(1)]), json!(1));
+        assert_eq!(merged(&[json!(1), json!("b")]), json!([1, "b"]));
+    }
+}
