@@ -1,6 +1,6 @@
 // Connection state recovery as the official client sees it, run the same way against the
 // reference server and ours by tests/recovery_vs_node.rs.
-// Usage: node compare_client.mjs <url> <transport: polling|websocket> <cut>
+// Usage: node compare_client.mjs <url> <transport: polling|websocket> <cut> [json|msgpack]
 // cut: close (client closes its engine), destroy (TCP socket destroyed), mute (no more pongs:
 // ping timeout), conn-close (the server closes the connection: socket.conn.close()),
 // bad-ping (the client breaks the Engine.IO protocol: transport error),
@@ -8,11 +8,13 @@
 // stdout: "READY <json>" once set up, "AWAY <json>" once cut off; then it waits for a "GO"
 // line on stdin, connects again and prints "RESULT <json>" with everything it received.
 import { io } from 'socket.io-client';
+import msgpackParser from 'socket.io-msgpack-parser';
 import { createInterface } from 'node:readline';
 
-const [url, transport, cut] = process.argv.slice(2);
+const [url, transport, cut, parserName] = process.argv.slice(2);
+const parser = parserName === 'msgpack' ? { parser: msgpackParser } : {};
 // Reconnection is done by hand on "GO", so the test decides when the client comes back.
-const socket = io(url, { transports: [transport], reconnection: false });
+const socket = io(url, { ...parser, transports: [transport], reconnection: false });
 const events = [];
 let phase = 'first';
 socket.onAny((event, ...args) => {

@@ -1,17 +1,20 @@
 // The reference server for tests/recovery_vs_node.rs: socket.io 4.8 with connection state
 // recovery and the same handlers as the Rust server of that test.
-// Usage: node ref_server.mjs <recovery window ms> <ping interval ms> <ping timeout ms>
+// Usage: node ref_server.mjs <recovery window ms> <ping interval ms> <ping timeout ms> [json|msgpack]
 // stdout (JSON lines): {"port":N} once listening; {"disconnect":reason} for every socket that
 // leaves; {"burst":true} once a burst is out.
 // stdin (JSON lines): {"cmd":"burst","sid":<socket id>} emits what a client that is away misses.
 import { createServer } from 'node:http';
 import { createInterface } from 'node:readline';
 import { Server } from 'socket.io';
+import msgpackParser from 'socket.io-msgpack-parser';
 
-const [windowMs, pingInterval, pingTimeout] = process.argv.slice(2).map(Number);
+const [windowMs, pingInterval, pingTimeout] = process.argv.slice(2, 5).map(Number);
+const parser = process.argv[5] === 'msgpack' ? { parser: msgpackParser } : {};
 const out = (o) => process.stdout.write(JSON.stringify(o) + '\n');
 const http = createServer();
 const io = new Server(http, {
+  ...parser,
   pingInterval,
   pingTimeout,
   connectionStateRecovery: { maxDisconnectionDuration: windowMs, skipMiddlewares: true },
