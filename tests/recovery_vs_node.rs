@@ -23,8 +23,9 @@ use tower_socketio::adapter::RecoveryConfig;
 use tower_socketio::parser::Parser;
 use tower_socketio::{AckSender, Binary, Data, DisconnectReason, SocketIo, SocketRef, State};
 
-const PING_INTERVAL: Duration = Duration::from_millis(500);
-const PING_TIMEOUT: Duration = Duration::from_millis(500);
+// Long enough that a loaded machine does not time a live client out by accident.
+const PING_INTERVAL: Duration = Duration::from_millis(1000);
+const PING_TIMEOUT: Duration = Duration::from_millis(1500);
 const WINDOW: Duration = Duration::from_secs(20);
 /// Payload strings of the script; any other string ending an event is an offset.
 const PAYLOADS: &[&str] = &["welcome", "hello-echo"];
