@@ -203,11 +203,14 @@ pub async fn rust_node<F: std::future::Future<Output = ()>>(
     let (tx, server_events) = tokio::sync::mpsc::unbounded_channel();
     for ev in ["hello", "job"] {
         let tx = tx.clone();
-        io.on_server_event(ev, move |args| {
+        io.on_server_event(ev, move |Data(args): Data<Value>| {
             let mut all = vec![json!("/"), json!(ev)];
-            all.extend(args.iter().cloned());
+            match args {
+                Value::Array(list) => all.extend(list),
+                Value::Null => {}
+                one => all.push(one),
+            }
             let _ = tx.send(Value::Array(all));
-            None
         });
     }
     ready().await;
@@ -491,7 +494,7 @@ pub async fn mixed_cluster(
         .await;
     c.rust
         .io
-        .server_side_emit("hello", vec![json!(1), json!({"k": "v"})])
+        .server_side_emit("hello", &(json!(1), json!({"k": "v"})))
         .await
         .expect("server-side emit from the Rust node");
     let node_from_rust = c
