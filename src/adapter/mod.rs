@@ -12,7 +12,6 @@
 //! counts and acks, answer their requests through the [`LocalNamespace`] handle that
 //! [`Adapter::init`] hands over. Handlers never see the adapter's type.
 
-#[cfg(feature = "redis")]
 mod local;
 mod recovery;
 #[cfg(feature = "redis")]
