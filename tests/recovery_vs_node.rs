@@ -9,6 +9,7 @@
 //! socket's id and binary to its room; then the client connects again. Compared: the
 //! disconnect reason on both sides, whether the client was recovered with the same id,
 //! rooms and data, and every event it received (each must end with an offset).
+#![cfg(feature = "msgpack")] // its cases run with both parsers
 
 mod common;
 
