@@ -73,7 +73,7 @@ pub mod server_event;
 
 mod ack;
 mod client;
-#[cfg(feature = "redis")]
+#[cfg(any(feature = "redis", feature = "postgres"))]
 mod cluster;
 mod config;
 mod errors;

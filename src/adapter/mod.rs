@@ -13,6 +13,8 @@
 //! [`Adapter::init`] hands over. Handlers never see the adapter's type.
 
 mod local;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod recovery;
 #[cfg(feature = "redis")]
 pub mod redis;

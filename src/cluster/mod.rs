@@ -10,5 +10,7 @@
 pub(crate) mod requests;
 pub(crate) mod values;
 
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;

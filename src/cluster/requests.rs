@@ -76,6 +76,7 @@ impl<T> Request<'_, T> {
     }
 
     /// Collects `n` answers, or fails with [`AdapterError::Timeout`].
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) async fn collect(
         &mut self,
         n: usize,

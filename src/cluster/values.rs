@@ -46,6 +46,7 @@ pub(crate) fn opts_value(opts: &BroadcastOptions, timeout_ms: Option<u64>) -> Va
 }
 
 /// The JSON form of options, for requests.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 pub(crate) fn opts_json(opts: &BroadcastOptions) -> serde_json::Value {
     serde_json::json!({
         "rooms": opts.rooms.iter().map(|r| r.as_ref()).collect::<Vec<_>>(),

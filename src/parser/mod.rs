@@ -12,7 +12,7 @@ mod json;
 #[cfg(feature = "msgpack")]
 mod msgpack;
 mod protocol;
-#[cfg(any(feature = "msgpack", feature = "redis"))]
+#[cfg(any(feature = "msgpack", feature = "redis", feature = "postgres"))]
 mod values;
 
 use bytes::Bytes;
