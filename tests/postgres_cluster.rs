@@ -57,17 +57,47 @@ fn with_app(url: &str, app: &str) -> String {
     format!("{url}{sep}application_name={app}")
 }
 
+/// This test's channel prefix and attachments table; the table is dropped at the end, pass
+/// or fail.
 struct Names {
+    url: String,
     prefix: String,
     table: String,
 }
 
 impl Names {
-    fn new() -> Self {
+    fn new(url: &str) -> Self {
         Self {
+            url: url.to_owned(),
             prefix: unique("ch"),
             table: unique("att"),
         }
+    }
+}
+
+impl Drop for Names {
+    fn drop(&mut self) {
+        let url = self.url.clone();
+        let sql = format!("DROP TABLE IF EXISTS {}", self.table);
+        // Drop runs inside the test's runtime: a thread of its own may block.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                if let Ok((client, conn)) = url
+                    .parse::<tokio_postgres::Config>()
+                    .expect("url")
+                    .connect(tokio_postgres::NoTls)
+                    .await
+                {
+                    tokio::spawn(conn);
+                    let _ = client.batch_execute(&sql).await;
+                }
+            });
+        })
+        .join();
     }
 }
 
@@ -297,7 +327,7 @@ async fn mixed_cluster_with_node() {
     let Some(node) = common::node(test, "@socket.io/postgres-adapter") else {
         return;
     };
-    let names = Names::new();
+    let names = Names::new(&url);
     let r1 = rust_node(&url, &names, "rust1", &unique("app")).await;
     let mut r2 = rust_node(&url, &names, "rust2", &unique("app")).await;
     let mut d = Driver::start(&node, &url, &names, &r1, &r2).await;
@@ -685,7 +715,7 @@ async fn survives_dropped_database_connections() {
     let Some(node) = common::node(test, "@socket.io/postgres-adapter") else {
         return;
     };
-    let names = Names::new();
+    let names = Names::new(&url);
     let app1 = unique("app");
     let r1 = rust_node(&url, &names, "rust1", &app1).await;
     let r2 = rust_node(&url, &names, "rust2", &unique("app")).await;
