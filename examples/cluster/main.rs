@@ -1,20 +1,67 @@
-//! The chat demo on several servers joined through Redis (feature `redis`).
+//! The chat demo on several servers joined through Redis (feature `redis`) or PostgreSQL
+//! (feature `postgres`).
 //!
 //! `cargo run --example cluster --features redis -- 3` starts 3 servers on ports 3001..3003
-//! against the Redis at `REDIS_URL` (default `redis://127.0.0.1:6379`). Open the chat on
-//! two different ports: messages, rooms and typing hints cross servers. A Node.js server
-//! with `@socket.io/redis-adapter` (key `socket.io`) can join the same cluster.
+//! against the Redis at `REDIS_URL` (default `redis://127.0.0.1:6379`);
+//! `cargo run --example cluster --features postgres -- 3 postgres` (or `ADAPTER=postgres`)
+//! joins them through the PostgreSQL at `DATABASE_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`). Open the chat on two different ports:
+//! messages, rooms and typing hints cross servers. A Node.js server with
+//! `@socket.io/redis-adapter` (key `socket.io`) or `@socket.io/postgres-adapter` (channel
+//! prefix `socket.io`) can join the same cluster.
 //!
 //! Nicknames are checked per server in this demo (the check is the app's state, not
 //! the adapter's).
 
 use std::net::SocketAddr;
 
-use tower_socketio::adapter::redis::{RedisAdapterConfig, RedisLink};
+use tower_socketio::adapter::AdapterFactory;
 
 #[path = "../chat/app.rs"]
 #[allow(dead_code)]
 mod app;
+
+/// The adapter of one server: a link of its own (each link counts as one node), its
+/// factory, and what keeps the link alive.
+async fn adapter(
+    kind: &str,
+) -> Result<(AdapterFactory, Box<dyn std::any::Any + Send>), Box<dyn std::error::Error>> {
+    match kind {
+        #[cfg(feature = "redis")]
+        "redis" => {
+            use tower_socketio::adapter::redis::{RedisAdapterConfig, RedisLink};
+            let url =
+                std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+            let link = RedisLink::connect(&url, RedisAdapterConfig::default()).await?;
+            Ok((link.factory(), Box::new(link)))
+        }
+        #[cfg(feature = "postgres")]
+        "postgres" => {
+            use tower_socketio::adapter::postgres::{PostgresAdapterConfig, PostgresLink};
+            let url = std::env::var("DATABASE_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+            let link = PostgresLink::connect(&url, PostgresAdapterConfig::default()).await?;
+            Ok((link.factory(), Box::new(link)))
+        }
+        other => Err(format!(
+            "adapter {other:?} is not available: build with --features redis or --features postgres"
+        )
+        .into()),
+    }
+}
+
+/// Waits until the link has joined the cluster for every namespace created so far.
+async fn wait_ready(link: &(dyn std::any::Any + Send)) {
+    #[cfg(feature = "redis")]
+    if let Some(link) = link.downcast_ref::<tower_socketio::adapter::redis::RedisLink>() {
+        link.wait_subscribed().await;
+    }
+    #[cfg(feature = "postgres")]
+    if let Some(link) = link.downcast_ref::<tower_socketio::adapter::postgres::PostgresLink>() {
+        link.wait_listening().await;
+    }
+    let _ = link;
+}
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -28,20 +75,30 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .nth(1)
         .and_then(|n| n.parse().ok())
         .unwrap_or(2);
+    let kind = std::env::args()
+        .nth(2)
+        .or_else(|| std::env::var("ADAPTER").ok())
+        .unwrap_or_else(|| {
+            if cfg!(feature = "redis") {
+                "redis".into()
+            } else {
+                "postgres".into()
+            }
+        });
     let base: u16 = std::env::var("BASE_PORT")
         .ok()
         .and_then(|p| p.parse().ok())
         .unwrap_or(3001);
-    let redis = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let mut servers = Vec::new();
     for i in 0..nodes {
-        // One link per server: each counts as one node of the cluster.
-        let link = RedisLink::connect(&redis, RedisAdapterConfig::default()).await?;
-        let factory = link.factory();
+        let (factory, link) = adapter(&kind).await?;
         let (app, _io) = app::router_with(|b| b.adapter(factory));
-        link.wait_subscribed().await;
+        wait_ready(&*link).await;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", base + i)).await?;
-        println!("node {i}: chat on http://{}", listener.local_addr()?);
+        println!(
+            "node {i} ({kind}): chat on http://{}",
+            listener.local_addr()?
+        );
         servers.push(tokio::spawn(async move {
             let _link = link;
             axum::serve(
