@@ -3,6 +3,8 @@
 #   * the reference Node.js clients/servers (tests/clients/package.json -> node_modules)
 #   * the reference Python clients (tests/clients/requirements.txt -> target/pyenv venv)
 #   * a Redis server on 127.0.0.1:6379 (for the redis adapter / cluster tests)
+#   * a PostgreSQL server on 127.0.0.1:5432 with trust auth for 127.0.0.1 and a database
+#     `test` (for the postgres adapter tests), from Debian's `postgresql` package
 # then `cargo test --all-features "$@"`.
 #
 # Environment:
@@ -10,12 +12,14 @@
 #                            of a warning (CI sets this; tests then never skip).
 #   TSIO_SKIP_CARGO=1        do everything except the final `cargo test`.
 #   TSIO_REDIS_PORT=N        use/start Redis on 127.0.0.1:N instead of 6379.
+#   TSIO_POSTGRES_PORT=N     use/start PostgreSQL on 127.0.0.1:N instead of 5432.
 #
 # Exported for the tests:
 #   TSIO_NODE_MODULES  <repo>/tests/clients/node_modules   (empty if node is unavailable)
 #   TSIO_NODE          path to the node binary              (empty if node is unavailable)
 #   TSIO_PYTHON        <repo>/target/pyenv/bin/python       (empty if python is unavailable)
 #   TSIO_REDIS_URL     redis://127.0.0.1:6379               (empty if redis is unavailable)
+#   TSIO_POSTGRES_URL  postgres://postgres@127.0.0.1:5432/test (empty if postgres is unavailable)
 #   TSIO_CHROMIUM      path to Debian's chromium            (empty if unavailable)
 set -euo pipefail
 
@@ -25,6 +29,8 @@ CLIENTS="$ROOT/tests/clients"
 VENV="$ROOT/target/pyenv"
 REDIS_HOST=127.0.0.1
 REDIS_PORT="${TSIO_REDIS_PORT:-6379}" # override only for testing this script
+PG_HOST=127.0.0.1
+PG_PORT="${TSIO_POSTGRES_PORT:-5432}" # override only for testing this script
 
 # ---------------------------------------------------------------- helpers
 header() { printf '\n==> %s\n' "$*"; }
@@ -203,6 +209,139 @@ else
     missing "no Redis answers PING on $REDIS_HOST:$REDIS_PORT and redis-server is not installed (Debian package 'redis-server')"
 fi
 
+# ---------------------------------------------------------------- postgresql
+header "PostgreSQL on $PG_HOST:$PG_PORT"
+export TSIO_POSTGRES_URL=""
+
+pg_answers() {
+    if have pg_isready; then
+        with_timeout 5 pg_isready -q -h "$PG_HOST" -p "$PG_PORT" >/dev/null 2>&1
+    else
+        with_timeout 2 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$PG_HOST" "$PG_PORT" 2>/dev/null
+    fi
+}
+
+# Wait up to 30 s (wall clock) for the server to accept connections.
+wait_pg() {
+    local deadline=$((SECONDS + 30))
+    while [ "$SECONDS" -lt "$deadline" ]; do
+        if pg_answers; then return 0; fi
+        sleep 0.3
+    done
+    return 1
+}
+
+# psql as the postgres user over TCP, no password prompt.
+pg_sql() {
+    PGCONNECT_TIMEOUT=5 psql -X -q -w -h "$PG_HOST" -p "$PG_PORT" -U postgres "$@"
+}
+
+# The newest PostgreSQL server installed by Debian's packages, e.g. 15.
+pg_version() {
+    local d
+    for d in /usr/lib/postgresql/*/bin/postgres; do
+        [ -x "$d" ] && basename "$(dirname "$(dirname "$d")")"
+    done | sort -n | tail -n 1
+}
+
+# "<version> <name>" of the Debian cluster configured for $PG_PORT, if any.
+pg_cluster_on_port() {
+    have pg_lsclusters || return 0
+    pg_lsclusters -h 2>/dev/null | awk -v port="$PG_PORT" '$3 == port { print $1, $2; exit }'
+}
+
+pg_started=""   # "<version> <name>" of a Debian cluster this script started
+pg_up=0
+if pg_answers; then
+    pg_up=1
+    info "postgresql is answering"
+else
+    info "postgresql is not answering"
+    if [ -z "$(pg_version)" ]; then
+        apt_install postgresql postgresql-client || true
+        hash -r
+        # The package's post-install may have created and started a cluster already.
+        if pg_answers; then
+            pg_up=1
+            info "postgresql was started by its package"
+        fi
+    fi
+    ver="$(pg_version)"
+    if [ "$pg_up" = 0 ] && [ -n "$ver" ]; then
+        if is_root && have pg_ctlcluster; then
+            cluster="$(pg_cluster_on_port)"
+            if [ -z "$cluster" ]; then
+                # A cluster of our own, trusting local and 127.0.0.1 connections.
+                info "creating PostgreSQL $ver cluster tsio on port $PG_PORT (trust auth)"
+                pg_createcluster --port "$PG_PORT" "$ver" tsio -- \
+                    --auth-local=trust --auth-host=trust >/dev/null ||
+                    info "pg_createcluster failed"
+                cluster="$(pg_cluster_on_port)"
+            fi
+            if [ -n "$cluster" ]; then
+                info "starting cluster $cluster"
+                # shellcheck disable=SC2086 # "<version> <name>" is two arguments
+                pg_ctlcluster $cluster start || info "pg_ctlcluster $cluster start failed"
+                pg_started="$cluster"
+            fi
+        elif ! is_root; then
+            # Without root, a private server owned by this user under target/.
+            bin="/usr/lib/postgresql/$ver/bin"
+            data="$ROOT/target/pgdata"
+            if [ ! -e "$data/PG_VERSION" ]; then
+                info "initdb $data (trust auth)"
+                rm -rf "$data"
+                mkdir -p "$ROOT/target"
+                "$bin/initdb" -D "$data" -U postgres --auth=trust >/dev/null ||
+                    info "initdb failed"
+            fi
+            info "starting a private postgres from $data"
+            "$bin/pg_ctl" -D "$data" -l "$ROOT/target/pgdata.log" -w -t 30 \
+                -o "-c listen_addresses=$PG_HOST -p $PG_PORT -k $ROOT/target" start >/dev/null ||
+                info "pg_ctl start failed (see target/pgdata.log)"
+        fi
+        if wait_pg; then
+            pg_up=1
+            info "postgresql is answering"
+        fi
+    fi
+fi
+if [ "$pg_up" = 1 ] && ! have psql; then
+    apt_install postgresql-client || true
+    hash -r
+fi
+if [ "$pg_up" = 1 ] && have psql && ! pg_sql -d postgres -Atc 'SELECT 1' >/dev/null 2>&1 &&
+    [ -n "$pg_started" ]; then
+    # A cluster this script started (Debian's default asks for a password over TCP): let
+    # the postgres user in from 127.0.0.1 without one.
+    hba="/etc/postgresql/${pg_started% *}/${pg_started#* }/pg_hba.conf"
+    if [ -f "$hba" ]; then
+        info "trusting postgres@$PG_HOST in $hba"
+        sed -i "1i host all postgres $PG_HOST/32 trust" "$hba"
+        # shellcheck disable=SC2086
+        pg_ctlcluster $pg_started reload || true
+    fi
+fi
+if [ "$pg_up" = 1 ] && have psql; then
+    if ! pg_sql -d postgres -Atc 'SELECT 1' >/dev/null 2>&1; then
+        pg_up=0
+        pg_why="PostgreSQL on $PG_HOST:$PG_PORT refuses user postgres without a password (allow it with a 'host all postgres $PG_HOST/32 trust' line in pg_hba.conf)"
+    elif [ "$(pg_sql -d postgres -Atc "SELECT 1 FROM pg_database WHERE datname = 'test'")" != 1 ]; then
+        info "creating database test"
+        pg_sql -d postgres -c 'CREATE DATABASE test' || info "CREATE DATABASE test failed"
+    fi
+fi
+if [ "$pg_up" = 1 ]; then
+    TSIO_POSTGRES_URL="postgres://postgres@$PG_HOST:$PG_PORT/test"
+    info "TSIO_POSTGRES_URL=$TSIO_POSTGRES_URL"
+elif [ -n "${pg_why:-}" ]; then
+    missing "$pg_why"
+elif [ -n "$(pg_version)" ]; then
+    missing "PostgreSQL is installed, but nothing answers on $PG_HOST:$PG_PORT within 30 s"
+else
+    missing "no PostgreSQL answers on $PG_HOST:$PG_PORT and the server is not installed (Debian package 'postgresql')"
+fi
+
 # ---------------------------------------------------------------- chromium
 header "Chromium (browser test of the chat example)"
 export TSIO_CHROMIUM=""
@@ -222,6 +361,7 @@ info "TSIO_NODE_MODULES=$TSIO_NODE_MODULES"
 info "TSIO_NODE=$TSIO_NODE"
 info "TSIO_PYTHON=$TSIO_PYTHON"
 info "TSIO_REDIS_URL=$TSIO_REDIS_URL"
+info "TSIO_POSTGRES_URL=$TSIO_POSTGRES_URL"
 info "TSIO_CHROMIUM=$TSIO_CHROMIUM"
 info "TSIO_REQUIRE_SERVICES=${TSIO_REQUIRE_SERVICES:-}"
 
