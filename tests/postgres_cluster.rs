@@ -797,3 +797,224 @@ async fn survives_dropped_database_connections() {
         .expect("fetch after reconnecting");
     assert_eq!(fetched.len(), 3, "{fetched:?}");
 }
+
+/// A PostgreSQL server of this test's own (initdb in a temporary directory, its own port),
+/// so that it can be stopped and started again. As root it runs as the `postgres` user.
+struct PrivatePg {
+    bin: std::path::PathBuf,
+    dir: std::path::PathBuf,
+    port: u16,
+    as_root: bool,
+    child: Option<Child>,
+}
+
+impl PrivatePg {
+    async fn new(test: &str, port: u16) -> Option<Self> {
+        let mut bins: Vec<std::path::PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .map(|d| d.flatten().map(|e| e.path().join("bin")).collect())
+            .unwrap_or_default();
+        bins.retain(|b| b.join("initdb").is_file() && b.join("postgres").is_file());
+        bins.sort();
+        let Some(bin) = bins.pop() else {
+            return common::missing_service(
+                test,
+                "PostgreSQL server binaries (/usr/lib/postgresql/*/bin)",
+            );
+        };
+        let as_root = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+        let dir = std::env::temp_dir().join(format!("tsio-pg-{port}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("data dir");
+        let mut pg = Self {
+            bin,
+            dir,
+            port,
+            as_root,
+            child: None,
+        };
+        if as_root {
+            let ok = std::process::Command::new("chown")
+                .args(["postgres:", pg.dir.to_str().expect("utf-8")])
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "chown the data dir to postgres");
+        }
+        let data = pg.dir.join("data");
+        let status = pg
+            .command("initdb")
+            .args([
+                "-D",
+                data.to_str().expect("utf-8"),
+                "-U",
+                "postgres",
+                "--auth=trust",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .status()
+            .await
+            .expect("run initdb");
+        assert!(status.success(), "initdb failed");
+        pg.start().await;
+        Some(pg)
+    }
+
+    /// A server binary, run as `postgres` when we are root (initdb and postgres refuse root).
+    fn command(&self, program: &str) -> tokio::process::Command {
+        let path = self.bin.join(program);
+        if self.as_root {
+            let mut c = tokio::process::Command::new("setpriv");
+            c.args(["--reuid=postgres", "--regid=postgres", "--init-groups"])
+                .arg(path);
+            c
+        } else {
+            tokio::process::Command::new(path)
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    async fn start(&mut self) {
+        let data = self.dir.join("data");
+        let child = self
+            .command("postgres")
+            .args(["-D", data.to_str().expect("utf-8")])
+            .args(["-p", &self.port.to_string()])
+            .args(["-k", self.dir.to_str().expect("utf-8")])
+            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start postgres");
+        self.child = Some(child);
+        let url = self.url();
+        until("the private PostgreSQL accepts connections", async || {
+            let config: tokio_postgres::Config = url.parse().ok()?;
+            config.connect(tokio_postgres::NoTls).await.ok().map(drop)
+        })
+        .await;
+    }
+
+    /// A fast shutdown (SIGINT): every session is ended, as in a restart.
+    async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if let Some(pid) = child.id() {
+                let _ = std::process::Command::new("kill")
+                    .args(["-INT", &pid.to_string()])
+                    .status();
+            }
+            let _ = common::within(WAIT, "postgres shutdown", child.wait()).await;
+        }
+    }
+}
+
+impl Drop for PrivatePg {
+    fn drop(&mut self) {
+        if let Some(pid) = self.child.as_ref().and_then(Child::id) {
+            let _ = std::process::Command::new("kill")
+                .args(["-INT", &pid.to_string()])
+                .status();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn survives_a_postgres_restart() {
+    let test = "postgres survives_a_postgres_restart";
+    let Some(node) = common::node(test, "socket.io-client") else {
+        return;
+    };
+    let port = 25_432 + (std::process::id() % 1000) as u16;
+    let Some(mut pg) = PrivatePg::new(test, port).await else {
+        return;
+    };
+    let url = pg.url();
+    let names = Names::new(&url);
+    let r1 = rust_node(&url, &names, "rust1", &unique("app")).await;
+    let r2 = rust_node(&url, &names, "rust2", &unique("app")).await;
+    until("both Rust nodes see each other", async || {
+        (r1.io.server_count().await.ok()? == 2).then_some(())
+    })
+    .await;
+    // One client on rust 2 that reports what it gets (and prints READY on every connect).
+    let mut child = tokio::process::Command::new(&node.bin)
+        .arg(common::clients_dir().join("cluster/listen.mjs"))
+        .arg(r2.server.base_url())
+        .current_dir(common::clients_dir())
+        .env("NODE_PATH", &node.modules)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start node");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut next = async || -> String {
+        common::within(WAIT, "listener output", lines.next_line())
+            .await
+            .expect("read")
+            .expect("listener ended")
+    };
+    assert_eq!(next().await, "READY");
+    let main1 = || r1.io.of("/").expect("ns");
+    main1()
+        .emit("tick", &1)
+        .await
+        .expect("emit before the outage");
+    assert_eq!(next().await, "tick 1");
+
+    // PostgreSQL goes away: cluster emits fail clearly, local sockets stay.
+    pg.stop().await;
+    until("a publish without PostgreSQL fails", async || {
+        main1().emit("tick", &2).await.is_err().then_some(())
+    })
+    .await;
+    assert_eq!(r2.io.sockets().len(), 1, "local sockets kept");
+
+    // PostgreSQL is back: both connections come back by themselves, broadcasts resume, and
+    // the nodes know each other again.
+    pg.start().await;
+    // Until rust2 listens again, what rust1 publishes is lost (NOTIFY is not queued for
+    // a closed session): emit until one arrives.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    for n in 3.. {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "broadcasts do not cross the cluster again"
+        );
+        if main1().emit("tick", &n).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        // Lines::next_line is cancel-safe: a line that comes later is read below.
+        if let Ok(line) = tokio::time::timeout(Duration::from_millis(500), next()).await {
+            assert!(line.starts_with("tick "), "the client reconnected: {line}");
+            break;
+        }
+    }
+    main1()
+        .emit("tick", &1000)
+        .await
+        .expect("emit after recovery");
+    loop {
+        let line = next().await;
+        assert!(line.starts_with("tick "), "the client reconnected: {line}");
+        if line == "tick 1000" {
+            break;
+        }
+    }
+    // A request waits for every node it knows; until rust2 listens again it cannot answer,
+    // so the first fetches may time out. Then they work again.
+    until("fetch across the cluster works again", async || {
+        let sockets = main1().fetch_sockets().await.ok()?;
+        (sockets.len() == 1).then_some(())
+    })
+    .await;
+    assert_eq!(r1.io.server_count().await.expect("count"), 2);
+}
