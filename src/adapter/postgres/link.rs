@@ -11,24 +11,20 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesOrdered;
 use rmpv::Value;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
-use tokio_postgres::{AsyncMessage, Client, Notification, Socket, Statement};
+use tokio_postgres::{Client, Notification, Socket, Statement};
 
 use super::{NsState, PostgresAdapter, PostgresAdapterConfig, inbound, nodes::Nodes};
 use crate::adapter::{AdapterError, AdapterFactory, LocalAdapter};
-use crate::cluster::postgres::{self as wire, Incoming, Outgoing};
+use crate::cluster::postgres::{self as wire, Incoming};
+use crate::cluster::postgres_conn::{
+    self, Connected, Connector, MAX_BACKOFF, Publisher, valid_table_name,
+};
 use crate::cluster::requests::Pending;
 use crate::cluster::values::decode_msgpack;
 use crate::engine::Sid;
-
-/// Messages published in one pipelined round: they leave in queue order on one connection,
-/// so they reach the other servers in that order.
-const BATCH: usize = 16;
-
-/// Longest wait between two reconnection attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Connecting to PostgreSQL failed.
 #[derive(Debug, thiserror::Error)]
@@ -40,12 +36,6 @@ pub enum PostgresLinkError {
     #[error("invalid attachments table name {0:?}: letters, digits, `_`, `$`, and one `.`")]
     TableName(String),
 }
-
-type Connected = (Client, mpsc::UnboundedReceiver<Notification>);
-type ConnectFuture = Pin<Box<dyn Future<Output = Result<Connected, PostgresLinkError>> + Send>>;
-/// Opens a connection and spawns its driver; notifications come through the receiver,
-/// which ends when the connection does.
-type Connector = Arc<dyn Fn() -> ConnectFuture + Send + Sync>;
 
 /// A server's connections to PostgreSQL, shared by the adapters of all its namespaces.
 #[derive(Clone)]
@@ -69,17 +59,8 @@ pub(super) struct LinkInner {
     listen_tx: mpsc::UnboundedSender<Arc<NsState>>,
     /// Namespaces registered, and namespaces listened to at least once.
     progress: watch::Sender<(usize, usize)>,
-    /// Everything this server publishes, in order, for the publishing task.
-    jobs: mpsc::UnboundedSender<Job>,
-}
-
-enum Job {
-    Publish {
-        channel: String,
-        out: Outgoing,
-        done: Option<oneshot::Sender<Result<(), AdapterError>>>,
-    },
-    Cleanup,
+    /// Everything this server publishes, in order.
+    publisher: Publisher,
 }
 
 impl PostgresLink {
@@ -98,7 +79,7 @@ impl PostgresLink {
     /// `postgres-native-tls` or `tokio-postgres-rustls` provide). Without a connect timeout
     /// in `pg`, 5 s is used.
     pub async fn connect_with<T>(
-        mut pg: tokio_postgres::Config,
+        pg: tokio_postgres::Config,
         tls: T,
         config: PostgresAdapterConfig,
     ) -> Result<Self, PostgresLinkError>
@@ -111,36 +92,17 @@ impl PostgresLink {
         if !valid_table_name(&config.table_name) {
             return Err(PostgresLinkError::TableName(config.table_name));
         }
-        if pg.get_connect_timeout().is_none() {
-            pg.connect_timeout(Duration::from_secs(5));
-        }
-        let connector: Connector = Arc::new(move || {
-            let pg = pg.clone();
-            let tls = tls.clone();
-            Box::pin(async move {
-                let (client, connection) = pg.connect(tls).await?;
-                let (tx, rx) = mpsc::unbounded_channel();
-                tokio::spawn(drive(connection, tx));
-                Ok((client, rx))
-            })
-        });
-        let publisher = PubConn::open(&connector, &config).await?;
+        let connector = postgres_conn::connector(pg, tls);
+        let publisher = Publisher::start(connector.clone(), config.table_name.clone()).await?;
         let listener = connector().await?;
         let (listen_tx, listen_rx) = mpsc::unbounded_channel();
-        let (jobs, jobs_rx) = mpsc::unbounded_channel();
         let inner = Arc::new(LinkInner {
             config,
             namespaces: Mutex::new(HashMap::new()),
             listen_tx,
             progress: watch::channel((0, 0)).0,
-            jobs,
-        });
-        tokio::spawn(publish_task(
-            connector.clone(),
-            inner.config.clone(),
             publisher,
-            jobs_rx,
-        ));
+        });
         tokio::spawn(listen_task(
             Arc::downgrade(&inner),
             connector,
@@ -180,21 +142,6 @@ impl PostgresLink {
     }
 }
 
-/// A plain SQL identifier, or `schema.table`: it is written into SQL unquoted, as Node does.
-fn valid_table_name(name: &str) -> bool {
-    let part = |p: &str| {
-        let mut chars = p.chars();
-        chars
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
-    };
-    match name.split_once('.') {
-        Some((schema, table)) => part(schema) && part(table),
-        None => part(name),
-    }
-}
-
 impl LinkInner {
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<NsState>>> {
         self.namespaces.lock().unwrap_or_else(|e| e.into_inner())
@@ -213,210 +160,22 @@ impl LinkInner {
         let _ = self.listen_tx.send(ns);
     }
 
-    fn job(
-        &self,
-        ns: &NsState,
-        msg: &Value,
-        done: Option<oneshot::Sender<Result<(), AdapterError>>>,
-    ) {
-        let out = wire::encode(msg, self.config.payload_threshold);
-        ns.published();
-        let job = Job::Publish {
-            channel: ns.channel.clone(),
-            out,
-            done,
-        };
-        if let Err(mpsc::error::SendError(Job::Publish {
-            done: Some(done), ..
-        })) = self.jobs.send(job)
-        {
-            let _ = done.send(Err(AdapterError::Link("postgres link closed".into())));
-        }
-    }
-
     /// Publishes `msg` on the channel of `ns` after everything queued before it; resolves
     /// once PostgreSQL took it.
     pub(super) async fn publish(&self, ns: &NsState, msg: Value) -> Result<(), AdapterError> {
-        let (tx, rx) = oneshot::channel();
-        self.job(ns, &msg, Some(tx));
-        rx.await
-            .unwrap_or_else(|_| Err(AdapterError::Link("postgres link closed".into())))
+        let out = wire::encode(&msg, self.config.payload_threshold);
+        ns.published();
+        match self.publisher.publish(ns.channel.clone(), out).await {
+            Ok(result) => result.map_err(AdapterError::Link),
+            Err(_) => Err(AdapterError::Link("postgres link closed".into())),
+        }
     }
 
     /// Publishes `msg` in order without waiting (answers, heartbeats); a failure is logged.
     pub(super) fn send(&self, ns: &NsState, msg: Value) {
-        self.job(ns, &msg, None);
-    }
-}
-
-/// Drives a connection, passing its notifications on.
-async fn drive<S, T>(
-    mut connection: tokio_postgres::Connection<S, T>,
-    tx: mpsc::UnboundedSender<Notification>,
-) where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    loop {
-        match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-            Some(Ok(AsyncMessage::Notification(n))) => {
-                let _ = tx.send(n);
-            }
-            Some(Ok(AsyncMessage::Notice(n))) => tracing::debug!(notice = %n, "postgres notice"),
-            Some(Ok(_)) => {}
-            Some(Err(e)) => {
-                tracing::warn!(error = %e, "postgres connection closed");
-                return;
-            }
-            None => return,
-        }
-    }
-}
-
-/// The publishing connection with its prepared statements.
-struct PubConn {
-    client: Client,
-    notify: Statement,
-    attach: Statement,
-    cleanup: Statement,
-}
-
-impl PubConn {
-    /// Connects, creates the attachments table when it is missing, prepares the statements.
-    async fn open(
-        connector: &Connector,
-        config: &PostgresAdapterConfig,
-    ) -> Result<Self, PostgresLinkError> {
-        let (client, _) = connector().await?;
-        let table = &config.table_name;
-        let create = format!(
-            "CREATE TABLE IF NOT EXISTS {table} (id bigserial UNIQUE, created_at timestamptz DEFAULT NOW(), payload bytea)"
-        );
-        if let Err(e) = client.batch_execute(&create).await {
-            // Two servers creating it at once: one of them loses the race, harmlessly.
-            let exists: Option<String> = client
-                .query_one("SELECT to_regclass($1)::text", &[table])
-                .await?
-                .get(0);
-            if exists.is_none() {
-                return Err(e.into());
-            }
-        }
-        let notify = client.prepare("SELECT pg_notify($1, $2)").await?;
-        // The row and its NOTIFY in one statement: one round trip, kept in order.
-        let attach = client
-            .prepare(&format!(
-                "WITH a AS (INSERT INTO {table} (payload) VALUES ($1) RETURNING id) \
-                 SELECT pg_notify($2, $3 || a.id::text || '\"}}') FROM a"
-            ))
-            .await?;
-        let cleanup = client
-            .prepare(&format!(
-                "DELETE FROM {table} WHERE created_at < now() - make_interval(secs => $1)"
-            ))
-            .await?;
-        Ok(Self {
-            client,
-            notify,
-            attach,
-            cleanup,
-        })
-    }
-
-    async fn run(
-        &self,
-        job: &Job,
-        config: &PostgresAdapterConfig,
-    ) -> Result<(), tokio_postgres::Error> {
-        match job {
-            Job::Publish {
-                channel,
-                out: Outgoing::Notify(json),
-                ..
-            } => self.client.execute(&self.notify, &[channel, json]).await,
-            Job::Publish {
-                channel,
-                out:
-                    Outgoing::Attachment {
-                        payload,
-                        header_start,
-                    },
-                ..
-            } => {
-                self.client
-                    .execute(&self.attach, &[payload, channel, header_start])
-                    .await
-            }
-            Job::Cleanup => {
-                let age = config.cleanup_interval.as_secs_f64();
-                let n = self.client.execute(&self.cleanup, &[&age]).await?;
-                tracing::debug!(rows = n, "old attachments deleted");
-                Ok(n)
-            }
-        }
-        .map(|_| ())
-    }
-}
-
-/// The publishing task: takes the queue in order, a batch at a time, pipelined on one
-/// connection; reconnects (with backoff) when the connection is gone, failing what comes
-/// meanwhile at once.
-async fn publish_task(
-    connector: Connector,
-    config: PostgresAdapterConfig,
-    first: PubConn,
-    mut jobs: mpsc::UnboundedReceiver<Job>,
-) {
-    let mut conn = Some(first);
-    let mut retry_at = Instant::now();
-    let mut backoff = Duration::from_millis(100);
-    let mut batch = Vec::with_capacity(BATCH);
-    while jobs.recv_many(&mut batch, BATCH).await > 0 {
-        if conn.as_ref().is_some_and(|c| c.client.is_closed()) {
-            tracing::warn!("postgres publishing connection lost; reconnecting");
-            conn = None;
-        }
-        if conn.is_none() && Instant::now() >= retry_at {
-            match PubConn::open(&connector, &config).await {
-                Ok(c) => {
-                    tracing::info!("postgres publishing connection back");
-                    conn = Some(c);
-                    backoff = Duration::from_millis(100);
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, ?backoff, "postgres publishing connection: cannot reconnect yet");
-                    retry_at = Instant::now() + backoff;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                }
-            }
-        }
-        let results = match &conn {
-            Some(c) => futures_util::future::join_all(batch.iter().map(|j| c.run(j, &config)))
-                .await
-                .into_iter()
-                .map(|r| r.map_err(|e| e.to_string()))
-                .collect(),
-            None => vec![Err("postgres unavailable".to_owned()); batch.len()],
-        };
-        for (job, result) in batch.drain(..).zip(results) {
-            match job {
-                Job::Publish {
-                    done: Some(done), ..
-                } => {
-                    let _ = done.send(result.map_err(AdapterError::Link));
-                }
-                Job::Publish { channel, .. } => {
-                    if let Err(e) = result {
-                        tracing::warn!(%channel, error = %e, "postgres: cluster message not published");
-                    }
-                }
-                Job::Cleanup => {
-                    if let Err(e) = result {
-                        tracing::warn!(error = %e, "postgres: attachments cleanup failed");
-                    }
-                }
-            }
-        }
+        let out = wire::encode(&msg, self.config.payload_threshold);
+        ns.published();
+        self.publisher.send(ns.channel.clone(), out);
     }
 }
 
@@ -590,23 +349,8 @@ async fn timers(link: Weak<LinkInner>) {
             }
             _ = cleanup.tick() => {
                 let Some(inner) = link.upgrade() else { return };
-                let _ = inner.jobs.send(Job::Cleanup);
+                inner.publisher.cleanup(inner.config.cleanup_interval);
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::valid_table_name;
-
-    #[test]
-    fn table_names_are_plain_identifiers() {
-        for ok in ["socket_io_attachments", "app.att$1", "_t"] {
-            assert!(valid_table_name(ok), "{ok}");
-        }
-        for bad in ["", "1t", "a.b.c", "t; DROP TABLE x", "\"t\"", "a.", "t-1"] {
-            assert!(!valid_table_name(bad), "{bad}");
         }
     }
 }
