@@ -59,11 +59,11 @@
 //! - [`adapter`]: rooms, and how a broadcast finds its sockets.
 //! - [`server_event`]: events between the servers of a cluster, with their handlers.
 //! - the rest (this module): namespaces, sockets, extractors, handlers, broadcasting.
-//! - `emitter` (feature `redis`): publish into a cluster from a process that is not a server.
+//! - `emitter` (feature `redis` or `postgres`): publish into a cluster from a process that is not a server.
 #![warn(missing_docs)]
 
 pub mod adapter;
-#[cfg(feature = "redis")]
+#[cfg(any(feature = "redis", feature = "postgres"))]
 pub mod emitter;
 pub mod engine;
 pub mod extract;

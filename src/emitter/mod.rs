@@ -22,12 +22,19 @@
 //!   [`RedisLink`](crate::adapter::redis::RedisLink) listen; byte for byte what
 //!   `@socket.io/redis-emitter` 5.x publishes for the same calls
 //!   ([`Emitter::redis`]).
+//! - `postgres`: PostgreSQL NOTIFY (and the attachments table), as
+//!   `@socket.io/postgres-adapter` and our
+//!   [`PostgresLink`](crate::adapter::postgres::PostgresLink) listen; the messages of
+//!   `@socket.io/postgres-emitter` 0.1 plus the top-level `nsp` it forgets, without which
+//!   Node's servers would drop them ([`Emitter::postgres`]).
 //!
 //! Like Node's emitters, an emitter publishes and forgets: it gets no answer and cannot wait
 //! for acks, it has no `volatile`/`compress` flags, and what it sends reaches the servers
 //! subscribed at that moment.
 
 mod backend;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "redis")]
 mod redis;
 
@@ -40,6 +47,8 @@ use crate::operators::IntoRooms;
 use crate::parser::EncodeError;
 
 use backend::{Action, Backend, Operation};
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresEmitterConfig;
 #[cfg(feature = "redis")]
 pub use redis::RedisEmitterConfig;
 

@@ -283,7 +283,7 @@ impl EventPacket {
 /// Arguments as JSON text (comma-separated, without the surrounding brackets) and the
 /// attachments its placeholders name, as the JSON parser serializes them (`spread` as in
 /// [`Parser::event`]): the starting point of formats that carry binary inline.
-#[cfg(feature = "redis")]
+#[cfg(any(feature = "redis", feature = "postgres"))]
 pub(crate) fn json_args<T: Serialize + ?Sized>(
     data: &T,
     spread: bool,

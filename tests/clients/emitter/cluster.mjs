@@ -3,6 +3,7 @@
 // are JSON lines on stdout. See tests/emitter_support/mod.rs.
 // Usage: node cluster.mjs <rust url> <adapter kind> <adapter args...>
 //   redis <redis url> <key>: @socket.io/redis-adapter (classic pub/sub)
+//   postgres <postgres url> <channel prefix> <table>: @socket.io/postgres-adapter
 import { createServer } from 'node:http';
 import { createInterface } from 'node:readline';
 import { Server } from 'socket.io';
@@ -22,6 +23,17 @@ async function adapter() {
       const sub = pub.duplicate();
       await Promise.all([pub.connect(), sub.connect()]);
       return createAdapter(pub, sub, { key, requestsTimeout: 3000 });
+    }
+    case 'postgres': {
+      const [pgUrl, channelPrefix, tableName] = adapterArgs;
+      const { default: pg } = await import('pg');
+      const { createAdapter } = await import('@socket.io/postgres-adapter');
+      // Two connections: one LISTENs, the other runs every query in order. With more, Node's
+      // adapter reorders a sender's messages (attachment reads and publishes race on separate
+      // connections), and the fences of tests/emitter_support would not fence anything.
+      const pool = new pg.Pool({ connectionString: pgUrl, max: 2 });
+      pool.on('error', () => {});
+      return createAdapter(pool, { channelPrefix, tableName, heartbeatInterval: 500, heartbeatTimeout: 2000 });
     }
     default: throw new Error('unknown adapter kind ' + kind);
   }
