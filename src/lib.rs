@@ -89,11 +89,13 @@ pub use client::SocketIoHandler;
 pub use config::SocketIoConfig;
 pub use errors::{AckError, DisconnectReason, EmitError};
 pub use extensions::Extensions;
-pub use extract::{Bin, Data, Event, Extension, Handshake, MaybeExtension, State, TryData};
+pub use extract::{
+    Bin, Data, DataArgs, Event, Extension, Handshake, MaybeExtension, State, TryData,
+};
 pub use handler::ConnectRejection;
 pub use io::{NamespaceHandle, SocketIo, SocketIoBuilder, SocketIoLayer, SocketIoService};
 pub use middleware::{EventRejection, IncomingEvent};
 pub use ns::Namespace;
 pub use operators::{BroadcastError, BroadcastOperators, IntoRooms, SocketAck};
-pub use parser::Binary;
+pub use parser::{Binary, Value};
 pub use socket::{Socket, SocketData, SocketRef};

@@ -16,7 +16,7 @@ use crate::errors::DisconnectReason;
 use crate::parser::Args;
 use crate::socket::Socket;
 
-pub use data::{Bin, Data, Event, TryData};
+pub use data::{Bin, Data, DataArgs, Event, TryData};
 pub use socket::{Extension, Handshake, MaybeExtension, State};
 
 /// What an extractor sees: the socket, and what the call is about.
@@ -81,7 +81,7 @@ pub enum ExtractError {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a Socket.IO handler argument",
     label = "not an extractor",
-    note = "handler arguments must implement `FromContext`: `SocketRef`, `Data<T>`, `TryData<T>`, `Bin`, `AckSender`, `State<T>`, `Extension<T>`, `MaybeExtension<T>`, `Event`, `Handshake`, `DisconnectReason`",
+    note = "handler arguments must implement `FromContext`: `SocketRef`, `Data<T>`, `DataArgs<T>`, `TryData<T>`, `Bin`, `AckSender`, `State<T>`, `Extension<T>`, `MaybeExtension<T>`, `Event`, `Handshake`, `DisconnectReason`, `SocketIo`, `NamespaceHandle`",
     note = "`Data<T>` needs `T: serde::de::DeserializeOwned`; `State<T>` and `Extension<T>` need `T: Clone`"
 )]
 pub trait FromContext: Sized + Send + 'static {

@@ -54,22 +54,33 @@ impl From<&'static [u8]> for Binary {
 
 impl Serialize for Binary {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let num = OUTGOING.with(|o| {
-            o.borrow_mut().as_mut().map(|atts| {
-                atts.push(self.0.clone());
-                atts.len() - 1
-            })
-        });
-        match num {
-            Some(num) => {
-                let mut st = s.serialize_struct("Placeholder", 2)?;
-                st.serialize_field("_placeholder", &true)?;
-                st.serialize_field("num", &num)?;
-                st.end()
-            }
-            None => s.serialize_bytes(&self.0),
-        }
+        serialize_bytes(&self.0, s)
     }
+}
+
+/// Serializes binary data: a placeholder (with the bytes handed to the encoder as an
+/// attachment) while this crate's encoder collects attachments, plain bytes otherwise.
+pub(crate) fn serialize_bytes<S: Serializer>(bytes: &Bytes, s: S) -> Result<S::Ok, S::Error> {
+    let num = OUTGOING.with(|o| {
+        o.borrow_mut().as_mut().map(|atts| {
+            atts.push(bytes.clone());
+            atts.len() - 1
+        })
+    });
+    match num {
+        Some(num) => {
+            let mut st = s.serialize_struct("Placeholder", 2)?;
+            st.serialize_field("_placeholder", &true)?;
+            st.serialize_field("num", &num)?;
+            st.end()
+        }
+        None => s.serialize_bytes(bytes),
+    }
+}
+
+/// Attachment `num` of the packet being deserialized, if there is one.
+pub(crate) fn attachment(num: usize) -> Option<Bytes> {
+    INCOMING.with(|i| i.borrow().get(num).cloned())
 }
 
 impl<'de> Deserialize<'de> for Binary {
@@ -118,8 +129,9 @@ impl<'de> Visitor<'de> for BinaryVisitor {
         let (true, Some(num)) = (placeholder, num) else {
             return Err(de::Error::custom("not an attachment placeholder"));
         };
-        INCOMING
-            .with(|i| i.borrow().get(num as usize).cloned())
+        usize::try_from(num)
+            .ok()
+            .and_then(attachment)
             .map(Binary)
             .ok_or_else(|| de::Error::custom("placeholder names no attachment"))
     }

@@ -12,6 +12,7 @@ mod json;
 #[cfg(feature = "msgpack")]
 mod msgpack;
 mod protocol;
+mod value;
 #[cfg(any(feature = "msgpack", feature = "redis", feature = "postgres"))]
 mod values;
 
@@ -24,6 +25,7 @@ pub use args::Args;
 pub use binary::Binary;
 pub use protocol::SocketIoProtocol;
 pub(crate) use protocol::query_to_auth;
+pub use value::Value;
 
 /// The packet types of Socket.IO v5.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
