@@ -31,13 +31,13 @@ impl AckSender {
         self.id.is_some()
     }
 
-    /// Answers with one argument.
+    /// Answers with one argument (the client's callback gets `data`).
     pub fn send<T: Serialize + ?Sized>(self, data: &T) -> Result<(), EmitError> {
         self.send_inner(data, false)
     }
 
-    /// Answers with several arguments: `data` must serialize to an array (a tuple), whose
-    /// elements become the callback's arguments.
+    /// Answers with any number of arguments: `data` must serialize to an array (a tuple, a
+    /// `Vec`), whose elements become the callback's arguments (`&()` for none).
     pub fn send_args<T: Serialize + ?Sized>(self, data: &T) -> Result<(), EmitError> {
         self.send_inner(data, true)
     }
@@ -64,8 +64,10 @@ impl FromContext for AckSender {
     }
 }
 
-/// The answer to an `emit_with_ack`: resolves to the client's ack data deserialized into `R`,
-/// or an error on timeout or disconnect.
+/// The answer to an [`emit_with_ack`](crate::Socket::emit_with_ack): resolves to the
+/// arguments of the client's ack, deserialized as one list into `R` (a tuple of exactly
+/// that many elements, or a `Vec`), or an error on timeout, disconnect or a reply of another
+/// shape.
 #[must_use = "an ack future does nothing unless awaited"]
 pub struct AckFuture<R> {
     inner: Pin<Box<dyn Future<Output = Result<Args, AckError>> + Send>>,
@@ -106,6 +108,6 @@ impl<R: DeserializeOwned> Future for AckFuture<R> {
         self.inner
             .as_mut()
             .poll(cx)
-            .map(|r| r.and_then(|args| Ok(args.deserialize::<R>()?)))
+            .map(|r| r.and_then(|args| Ok(args.deserialize_list::<R>()?)))
     }
 }

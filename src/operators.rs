@@ -157,19 +157,22 @@ impl BroadcastOperators {
 
     /// Emits an event and collects every selected socket's ack within the timeout (the
     /// operator's, else the configured `ack_timeout`). One ack id serves the whole
-    /// broadcast, so the packet is still encoded once. Each answer comes with its socket
-    /// (`None` for a socket on another server of a cluster); a socket that does not answer
-    /// in time gives [`AckError::Timeout`].
+    /// broadcast, so the packet is still encoded once. As with
+    /// [`Socket::emit_with_ack`](crate::Socket::emit_with_ack), `args` is the argument list
+    /// (`&(a, b)`, `&(a,)`, `&()`) and each answer `R` the list of that socket's ack
+    /// arguments. Each answer comes with its socket (`None` for a socket on another server
+    /// of a cluster; the Node adapters forward only the first argument of a remote ack); a
+    /// socket that does not answer in time gives [`AckError::Timeout`].
     pub async fn emit_with_ack<T: Serialize + ?Sized, R: DeserializeOwned>(
         self,
         event: &str,
-        data: &T,
+        args: &T,
     ) -> Result<Vec<SocketAck<R>>, BroadcastError> {
         let timeout = self.timeout.unwrap_or(self.ns.shared().config.ack_timeout);
         let packet = self
             .ns
             .parser()
-            .event_packet(self.ns.path(), event, data, false)?;
+            .event_packet(self.ns.path(), event, args, true)?;
         let mut stream = self
             .ns
             .adapter()
@@ -182,7 +185,7 @@ impl BroadcastOperators {
         while out.len() < stream.expected {
             match tokio::time::timeout_at(deadline, stream.rx.recv()).await {
                 Ok(Some((sid, r))) => {
-                    out.push((sid, r.and_then(|a| Ok(a.deserialize::<R>()?))));
+                    out.push((sid, r.and_then(|a| Ok(a.deserialize_list::<R>()?))));
                 }
                 Ok(None) => break,
                 Err(_) => {

@@ -398,29 +398,39 @@ impl Socket {
         }
     }
 
-    /// Emits an event with one argument and waits for the client's ack, deserialized into
-    /// `R`, within the configured `ack_timeout`.
+    /// Emits an event with an ack and waits for the client's answer, within the configured
+    /// `ack_timeout`. Both sides are argument lists, as with [`emit_args`](Self::emit_args):
+    /// `args` serializes to an array whose elements become the arguments (`&(a, b)`, `&(a,)`
+    /// for one, `&()` for none); the answer `R` is the list the client's callback was called
+    /// with (`(String,)`, `(u32, bool)`, `Vec<Value>`, ...), so `cb(1, 2)` and `cb([1, 2])`
+    /// stay apart.
+    ///
+    /// ```no_run
+    /// # async fn f(socket: tower_socketio::SocketRef) -> Result<(), tower_socketio::AckError> {
+    /// let (answer,): (String,) = socket.emit_with_ack("question", &("why?", 42)).await?;
+    /// # Ok(()) }
+    /// ```
     pub fn emit_with_ack<T: Serialize + ?Sized, R: DeserializeOwned>(
         &self,
         event: &str,
-        data: &T,
+        args: &T,
     ) -> AckFuture<R> {
-        self.emit_with_ack_timeout(event, data, self.ns.shared().config.ack_timeout)
+        self.emit_with_ack_timeout(event, args, self.ns.shared().config.ack_timeout)
     }
 
     /// Like [`emit_with_ack`](Self::emit_with_ack) with its own timeout.
     pub fn emit_with_ack_timeout<T: Serialize + ?Sized, R: DeserializeOwned>(
         &self,
         event: &str,
-        data: &T,
+        args: &T,
         timeout: Duration,
     ) -> AckFuture<R> {
         let id = self.ns.next_ack_id();
-        let enc = match self.parser().event(self.ns(), event, data, Some(id), false) {
+        let enc = match self.parser().event(self.ns(), event, args, Some(id), true) {
             Ok(e) => e,
             Err(e) => return AckFuture::failed(AckError::Emit(e.into())),
         };
-        self.observe_outgoing(event, data);
+        self.observe_outgoing(event, args);
         let rx = self.register_ack(id);
         if let Err(e) = self.send_encoded(&enc) {
             self.lock_acks().remove(&id);

@@ -123,11 +123,11 @@ async fn server(tx: &Tx, heartbeat: Option<Duration>) -> (TestServer, SocketIo) 
                 let t2 = t2.clone();
                 async move {
                     let r = socket
-                        .emit_with_ack::<_, Value>("ask", &n)
+                        .emit_with_ack::<_, Vec<Value>>("ask", &(n,))
                         .await
                         .map_err(|e| e.to_string());
                     rec(&t2, json!({"ask": format!("{r:?}")}));
-                    socket.emit("asked", &r.unwrap_or(Value::Null)).ok();
+                    socket.emit("asked", &r.unwrap_or_default()).ok();
                 }
             },
         );
@@ -164,7 +164,10 @@ async fn server(tx: &Tx, heartbeat: Option<Duration>) -> (TestServer, SocketIo) 
                 };
                 socket.emit("bin_back", &out).ok();
                 let r = socket
-                    .emit_with_ack::<_, (Binary, Vec<u8>)>("bin_ask", &Binary::from(vec![5u8, 6]))
+                    .emit_with_ack::<_, (Binary, Vec<u8>)>(
+                        "bin_ask",
+                        &(Binary::from(vec![5u8, 6]),),
+                    )
                     .await;
                 let res = match r {
                     Ok((x, echoed)) => json!({"ok": [b(&x), echoed]}),

@@ -54,7 +54,7 @@ async fn run(transport: &str) {
             .ok();
         });
         socket.on("ask-me", |s: SocketRef, ack: AckSender| async move {
-            let n: u32 = s.emit_with_ack("ask", &21).await.unwrap_or(0);
+            let (n,): (u32,) = s.emit_with_ack("ask", &(21,)).await.unwrap_or((0,));
             ack.send(&n).ok();
         });
     });

@@ -306,7 +306,7 @@ async fn rooms_emit_with_ack_collects_answers_and_timeouts() {
         io.to("acks")
             .unwrap()
             .timeout(Duration::from_millis(1500))
-            .emit_with_ack::<_, Value>("ask", &json!({"q": 42})),
+            .emit_with_ack::<_, (Value,)>("ask", &(json!({"q": 42}),)),
     )
     .await
     .expect("broadcast");
@@ -323,7 +323,7 @@ async fn rooms_emit_with_ack_collects_answers_and_timeouts() {
             .cloned()
             .unwrap_or_else(|| panic!("unknown sid {sid}"));
         let outcome = match r {
-            Ok(v) => {
+            Ok((v,)) => {
                 assert_eq!(v["from"], json!(name), "ack of {name} answered by {v}");
                 assert_eq!(v["event"], json!("ask"));
                 assert_eq!(v["args"], json!([{"q": 42}]));
@@ -354,7 +354,7 @@ async fn rooms_emit_with_ack_collects_answers_and_timeouts() {
         "socket.to(room).emit_with_ack",
         a1.to("acks")
             .timeout(Duration::from_millis(800))
-            .emit_with_ack::<_, Value>("ask2", &1),
+            .emit_with_ack::<_, (Value,)>("ask2", &(1,)),
     )
     .await
     .expect("broadcast");
@@ -375,7 +375,7 @@ async fn rooms_emit_with_ack_collects_answers_and_timeouts() {
         "emit_with_ack to an empty room",
         io.to("empty")
             .unwrap()
-            .emit_with_ack::<_, Value>("ask3", &1),
+            .emit_with_ack::<_, (Value,)>("ask3", &(1,)),
     )
     .await
     .expect("broadcast");

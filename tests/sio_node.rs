@@ -668,14 +668,19 @@ async fn acks(mode: Mode) {
             let t = t.clone();
             async move {
                 let answer = socket
-                    .emit_with_ack::<_, Value>("ask", &json!({"q": 21}))
-                    .await;
+                    .emit_with_ack::<_, (Value,)>("ask", &(json!({"q": 21}),))
+                    .await
+                    .map(|(v,)| v);
                 let multi = socket
-                    .emit_with_ack::<_, (u32, String)>("ask_multi", &1)
+                    .emit_with_ack::<_, (u32, String)>("ask_multi", &(1,))
                     .await;
-                let bad = socket.emit_with_ack::<_, u32>("ask_bad", &0).await;
+                let bad = socket.emit_with_ack::<_, (u32,)>("ask_bad", &(0,)).await;
                 let ignored = socket
-                    .emit_with_ack_timeout::<_, Value>("ignored", &"x", Duration::from_millis(300))
+                    .emit_with_ack_timeout::<_, (Value,)>(
+                        "ignored",
+                        &("x",),
+                        Duration::from_millis(300),
+                    )
                     .await;
                 let v = json!({
                     "answer": ack_result(answer),
@@ -793,8 +798,10 @@ async fn binary(mode: Mode) {
                     tail: "end".into(),
                 };
                 socket.emit("bin_struct", &out).ok();
-                let r = socket.emit_with_ack::<_, Binary>("bin_ask", &"give").await;
-                rec(&t, json!({"bin_ask": ack_result(r.map(|x| b(&x)))}));
+                let r = socket
+                    .emit_with_ack::<_, (Binary,)>("bin_ask", &("give",))
+                    .await;
+                rec(&t, json!({"bin_ask": ack_result(r.map(|(x,)| b(&x)))}));
                 ack.send(&"started").ok();
             }
         });
@@ -857,7 +864,7 @@ async fn client_disconnect(mode: Mode) {
             let t = t.clone();
             async move {
                 let r = socket
-                    .emit_with_ack_timeout::<_, Value>("never", &1, Duration::from_secs(10))
+                    .emit_with_ack_timeout::<_, (Value,)>("never", &(1,), Duration::from_secs(10))
                     .await;
                 rec(&t, json!({"pending_ack": ack_result(r)}));
             }

@@ -146,15 +146,16 @@ async fn basic(mode: Mode) {
             "server_acks",
             |socket: SocketRef, ack: AckSender| async move {
                 let answer = socket
-                    .emit_with_ack::<_, Value>("ask", &json!({"q": 21}))
-                    .await;
+                    .emit_with_ack::<_, (Value,)>("ask", &(json!({"q": 21}),))
+                    .await
+                    .map(|(v,)| v);
                 let multi = socket
-                    .emit_with_ack::<_, (u32, String)>("ask_multi", &1)
+                    .emit_with_ack::<_, (u32, String)>("ask_multi", &(1,))
                     .await;
                 let bin = socket
-                    .emit_with_ack::<_, Binary>("bin_ask", &"give")
+                    .emit_with_ack::<_, (Binary,)>("bin_ask", &("give",))
                     .await
-                    .map(|b| bytes(&b));
+                    .map(|(b,)| bytes(&b));
                 let out = Outgoing {
                     name: "srv".into(),
                     data: Binary::from(vec![0u8, 255, 128]),
