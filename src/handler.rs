@@ -18,6 +18,14 @@ pub(crate) type BoxFuture<T = ()> = Pin<Box<dyn Future<Output = T> + Send + 'sta
 pub(crate) type BoxedHandler =
     Arc<dyn Fn(&Context<'_>) -> Result<Option<BoxFuture>, ExtractError> + Send + Sync>;
 
+/// A handler whose arguments are extracted, ready to run.
+pub(crate) type Prepared = Box<dyn FnOnce() -> Option<BoxFuture> + Send>;
+
+/// A connect handler with its argument types erased: extraction first (it may refuse the
+/// connection), the call once the CONNECT reply is out.
+pub(crate) type BoxedConnectHandler =
+    Arc<dyn Fn(&Context<'_>) -> Result<Prepared, ExtractError> + Send + Sync>;
+
 /// A middleware with its argument types erased.
 pub(crate) type BoxedMiddleware = Arc<
     dyn Fn(&Context<'_>) -> Result<BoxFuture<Result<(), ConnectRejection>>, ExtractError>
@@ -79,6 +87,10 @@ pub trait Handler<M>: Clone + Send + Sync + 'static {
     /// Extracts the arguments and runs the handler up to its future.
     #[doc(hidden)]
     fn call(&self, cx: &Context<'_>) -> Result<Option<BoxFuture>, ExtractError>;
+
+    /// Extracts the arguments; the handler runs when the returned closure is called.
+    #[doc(hidden)]
+    fn prepare(&self, cx: &Context<'_>) -> Result<Prepared, ExtractError>;
 }
 
 /// A connect middleware: runs before the connect handler and may refuse the connection.
@@ -108,6 +120,15 @@ macro_rules! impl_handlers {
                 (self)($($ty),*);
                 Ok(None)
             }
+
+            fn prepare(&self, cx: &Context<'_>) -> Result<Prepared, ExtractError> {
+                $(let $ty = $ty::from_context(cx)?;)*
+                let f = self.clone();
+                Ok(Box::new(move || {
+                    f($($ty),*);
+                    None
+                }))
+            }
         }
 
         #[allow(non_snake_case, unused_variables)]
@@ -120,6 +141,12 @@ macro_rules! impl_handlers {
             fn call(&self, cx: &Context<'_>) -> Result<Option<BoxFuture>, ExtractError> {
                 $(let $ty = $ty::from_context(cx)?;)*
                 Ok(Some(Box::pin((self)($($ty),*))))
+            }
+
+            fn prepare(&self, cx: &Context<'_>) -> Result<Prepared, ExtractError> {
+                $(let $ty = $ty::from_context(cx)?;)*
+                let f = self.clone();
+                Ok(Box::new(move || Some(Box::pin(f($($ty),*)) as BoxFuture)))
             }
         }
 
@@ -170,6 +197,10 @@ impl_handlers!(T1, T2, T3, T4, T5, T6, T7, T8);
 
 pub(crate) fn boxed<H: Handler<M>, M>(h: H) -> BoxedHandler {
     Arc::new(move |cx| h.call(cx))
+}
+
+pub(crate) fn boxed_connect<H: Handler<M>, M>(h: H) -> BoxedConnectHandler {
+    Arc::new(move |cx| h.prepare(cx))
 }
 
 pub(crate) fn boxed_middleware<H: Middleware<M>, M>(h: H) -> BoxedMiddleware {

@@ -16,7 +16,8 @@ use crate::config::SocketIoConfig;
 use crate::engine::{Engine, EngineLayer, EngineService, Str};
 use crate::errors::DisconnectReason;
 use crate::extensions::Extensions;
-use crate::handler::{Handler, Middleware, boxed, boxed_middleware};
+use crate::extract::{Context, ExtractError, FromContext};
+use crate::handler::{Handler, Middleware, boxed_connect, boxed_middleware};
 use crate::ns::{Namespace, Shared};
 use crate::operators::BroadcastError;
 use crate::operators::{BroadcastOperators, IntoRooms};
@@ -120,6 +121,27 @@ impl NamespaceHandle {
     }
 }
 
+/// Handlers extract the server handle, so they need not capture it (a handle captured in
+/// a handler stored in the server would keep the server alive).
+impl FromContext for SocketIo {
+    fn from_context(cx: &Context<'_>) -> Result<Self, ExtractError> {
+        let not_available = || ExtractError::NotAvailable("SocketIo");
+        let inner = cx
+            .socket()
+            .namespace()
+            .shared()
+            .io
+            .upgrade()
+            .ok_or_else(not_available)?;
+        let engine = inner
+            .engine
+            .get()
+            .and_then(Weak::upgrade)
+            .ok_or_else(not_available)?;
+        Ok(SocketIo { inner, engine })
+    }
+}
+
 impl SocketIo {
     /// A builder with the default settings.
     pub fn builder() -> SocketIoBuilder {
@@ -136,7 +158,7 @@ impl SocketIo {
         let path = normalize(path.into());
         let ns = Namespace::new(
             Str::from(path.clone()),
-            boxed(handler),
+            boxed_connect(handler),
             Vec::new(),
             self.inner.shared.clone(),
         );
@@ -180,7 +202,7 @@ impl SocketIo {
     {
         let template = Namespace::new(
             Str::from_static("<dynamic>"),
-            boxed(handler),
+            boxed_connect(handler),
             Vec::new(),
             self.inner.shared.clone(),
         );
@@ -466,7 +488,7 @@ impl SocketIoBuilder {
 
     /// Builds the layer to mount and the handle to use.
     pub fn build_layer(self) -> (SocketIoLayer, SocketIo) {
-        let inner = Arc::new(IoInner {
+        let inner = Arc::new_cyclic(|io| IoInner {
             shared: Arc::new(Shared {
                 config: self.config.clone(),
                 state: self.state,
@@ -478,6 +500,7 @@ impl SocketIoBuilder {
                     None => local_factory(),
                 }),
                 shutting_down: AtomicBool::new(false),
+                io: io.clone(),
             }),
             namespaces: RwLock::new(HashMap::new()),
             dynamic: RwLock::new(Vec::new()),

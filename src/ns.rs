@@ -16,7 +16,7 @@ use crate::engine::{SendError, Session, Sid, Str};
 use crate::errors::AckError;
 use crate::extensions::Extensions;
 use crate::extract::{Context, Kind};
-use crate::handler::{BoxedHandler, BoxedMiddleware, ConnectRejection};
+use crate::handler::{BoxedConnectHandler, BoxedMiddleware, ConnectRejection};
 use crate::parser::Encoded;
 use crate::parser::{EventPacket, Parser};
 use crate::server_event::BoxedServerEventHandler;
@@ -28,6 +28,9 @@ pub(crate) struct Shared {
     pub state: Extensions,
     pub adapter: crate::adapter::AdapterFactory,
     pub shutting_down: AtomicBool,
+    /// The server handle's state, for the `SocketIo` extractor (weak: the handle owns the
+    /// namespaces, which own this).
+    pub io: std::sync::Weak<crate::io::IoInner>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -41,7 +44,7 @@ impl std::fmt::Debug for Shared {
 /// A namespace: its connect handler and middlewares, its sockets and their rooms.
 pub struct Namespace {
     path: Str,
-    handler: BoxedHandler,
+    handler: BoxedConnectHandler,
     middlewares: RwLock<Vec<BoxedMiddleware>>,
     sockets: RwLock<HashMap<Sid, Arc<Socket>>>,
     server_handlers: RwLock<HashMap<String, BoxedServerEventHandler>>,
@@ -64,7 +67,7 @@ impl std::fmt::Debug for Namespace {
 impl Namespace {
     pub(crate) fn new(
         path: Str,
-        handler: BoxedHandler,
+        handler: BoxedConnectHandler,
         middlewares: Vec<BoxedMiddleware>,
         shared: Arc<Shared>,
     ) -> Arc<Self> {
@@ -103,7 +106,7 @@ impl Namespace {
         &*self.adapter
     }
 
-    pub(crate) fn handler(&self) -> &BoxedHandler {
+    pub(crate) fn handler(&self) -> &BoxedConnectHandler {
         &self.handler
     }
 
@@ -157,8 +160,9 @@ impl Namespace {
         self.adapter.remove_socket(socket.id());
     }
 
-    /// The connect flow: middlewares in order, then the CONNECT reply, then the connect
-    /// handler. The caller holds the client's later packets until this returns, so no event
+    /// The connect flow: middlewares in order, then the connect handler's extractors (a
+    /// failing one refuses the connection, as a middleware would), then the CONNECT reply,
+    /// then the connect handler. The caller holds the client's later packets until this returns, so no event
     /// can arrive before the handler has registered its `on` handlers.
     pub(crate) async fn connect(self: Arc<Self>, session: Arc<Session<Client>>, auth: Option<Str>) {
         let mut restored = match (&self.shared.config.recovery, &auth) {
@@ -200,16 +204,30 @@ impl Namespace {
             };
             if let Err(rej) = result {
                 tracing::debug!(ns = self.path(), message = %rej.message, "connection refused by middleware");
-                let enc = parser.connect_error_for(
-                    protocol,
-                    self.path(),
-                    &rej.message,
-                    rej.data.as_ref(),
-                );
-                let _ = session.send_all(enc.frames(), enc.len());
+                self.refuse(&session, protocol, &rej);
                 return;
             }
         }
+        // Extract the connect handler's arguments before anything is sent: the client must
+        // not be told it is connected to a socket whose handler could not run.
+        let prepared = {
+            let cx = Context::new(
+                &socket,
+                Kind::Connect {
+                    auth: socket.auth_raw(),
+                },
+            );
+            (self.handler)(&cx)
+        };
+        let run = match prepared {
+            Ok(run) => run,
+            Err(e) => {
+                let rej = ConnectRejection::new(e.to_string());
+                tracing::warn!(ns = self.path(), error = %e, "connection refused: an extractor of the connect handler failed");
+                self.refuse(&session, protocol, &rej);
+                return;
+            }
+        };
         self.sockets
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -242,20 +260,25 @@ impl Namespace {
             }
         }
         tracing::debug!(sid = %socket.id(), ns = self.path(), "socket connected");
-        let fut = {
-            let cx = Context::new(
-                &socket,
-                Kind::Connect {
-                    auth: socket.auth_raw(),
-                },
-            );
-            (self.handler)(&cx)
-        };
-        match fut {
-            Ok(Some(fut)) => fut.await,
-            Ok(None) => {}
-            Err(e) => tracing::warn!(sid = %socket.id(), error = %e, "connect handler skipped"),
+        if let Some(fut) = run() {
+            fut.await;
         }
+    }
+
+    /// Refuses a connection with a CONNECT_ERROR (an ERROR for protocol v4 clients).
+    fn refuse(
+        &self,
+        session: &Session<Client>,
+        protocol: crate::parser::SocketIoProtocol,
+        rej: &ConnectRejection,
+    ) {
+        let enc = self.shared.config.parser.connect_error_for(
+            protocol,
+            self.path(),
+            &rej.message,
+            rej.data.as_ref(),
+        );
+        let _ = session.send_all(enc.frames(), enc.len());
     }
 
     /// Looks up the session a reconnecting client asks back (`pid` and `offset` in its

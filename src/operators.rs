@@ -70,6 +70,17 @@ pub struct BroadcastOperators {
 /// and its ack.
 pub type SocketAck<R> = (Option<Sid>, Result<R, AckError>);
 
+/// As a handler argument: every socket of the handler's namespace (what
+/// `io.of(socket.ns())` gives, and [`Socket::nsp`](crate::Socket::nsp)), so handlers need not
+/// capture a namespace.
+impl crate::extract::FromContext for BroadcastOperators {
+    fn from_context(
+        cx: &crate::extract::Context<'_>,
+    ) -> Result<Self, crate::extract::ExtractError> {
+        Ok(BroadcastOperators::new(cx.socket().namespace().clone()))
+    }
+}
+
 impl BroadcastOperators {
     pub(crate) fn new(ns: Arc<Namespace>) -> Self {
         Self {

@@ -82,9 +82,16 @@ impl crate::extract::FromContext for SocketRef {
 }
 
 /// Per-socket data that other servers of a cluster can read (Node's `socket.data`): keep it
-/// in the socket's [`extensions`](Socket::extensions); `fetch_sockets` carries it.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// in the socket's [`extensions`](Socket::extensions); `fetch_sockets` carries it. A socket
+/// without one shows `{}`, as Node's `socket.data` starts; so does `SocketData::default()`.
+#[derive(Debug, Clone, PartialEq)]
 pub struct SocketData(pub serde_json::Value);
+
+impl Default for SocketData {
+    fn default() -> Self {
+        SocketData(serde_json::Value::Object(serde_json::Map::new()))
+    }
+}
 
 fn httpdate(t: SystemTime) -> String {
     let secs = t
@@ -271,10 +278,7 @@ impl Socket {
                 "query": query,
                 "auth": auth,
             }),
-            data: self
-                .extensions
-                .get::<SocketData>()
-                .map_or(serde_json::Value::Null, |d| d.0),
+            data: self.extensions.get::<SocketData>().unwrap_or_default().0,
         }
     }
 
@@ -477,12 +481,14 @@ impl Socket {
         self.ns.adapter().socket_rooms(self.id)
     }
 
-    /// Targets sockets in these rooms (this socket included if it is in them).
+    /// Targets sockets in these rooms, except this one even when it is in them (Node's
+    /// `socket.to`).
     pub fn to(&self, rooms: impl IntoRooms) -> BroadcastOperators {
         self.broadcast().to(rooms)
     }
 
-    /// Same as [`to`](Self::to).
+    /// Targets sockets in these rooms, this one included when it is in them (Node's
+    /// `socket.nsp.in(rooms)`); [`to`](Self::to) leaves this socket out.
     pub fn within(&self, rooms: impl IntoRooms) -> BroadcastOperators {
         BroadcastOperators::new(self.ns.clone()).to(rooms)
     }

@@ -82,7 +82,8 @@ pub struct SocketInfo {
     /// `issued`, `url`, `query`, `auth`).
     #[serde(default)]
     pub handshake: serde_json::Value,
-    /// Its [`SocketData`](crate::SocketData), `null` when it has none.
+    /// Its [`SocketData`](crate::SocketData), `{}` when it has none (as Node's `socket.data`
+    /// starts).
     #[serde(default)]
     pub data: serde_json::Value,
 }

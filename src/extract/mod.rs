@@ -3,8 +3,11 @@
 //! Every handler argument implements [`FromContext`]. A handler takes them in any order;
 //! each is built from the [`Context`] of the call (the socket, and the connect auth, the
 //! event and its arguments, or the disconnect reason). An extractor that fails skips the
-//! handler; the failure is logged and, if the client asked for an ack, answered with
-//! `{"error": message}`. Use [`TryData`] to handle bad data yourself.
+//! handler and logs the failure (a `tracing` warning). In an event handler, a client that
+//! asked for an ack gets `{"error": message}`. In a connect handler, the connection is
+//! refused before the CONNECT reply, with a CONNECT_ERROR carrying the message (the client
+//! sees `connect_error`), as a middleware's refusal. Use [`TryData`] or `Data<Option<T>>` to
+//! handle bad or missing data yourself.
 
 mod data;
 mod socket;
@@ -81,7 +84,7 @@ pub enum ExtractError {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a Socket.IO handler argument",
     label = "not an extractor",
-    note = "handler arguments must implement `FromContext`: `SocketRef`, `Data<T>`, `DataArgs<T>`, `TryData<T>`, `Bin`, `AckSender`, `State<T>`, `Extension<T>`, `MaybeExtension<T>`, `Event`, `Handshake`, `DisconnectReason`, `SocketIo`, `NamespaceHandle`",
+    note = "handler arguments must implement `FromContext`: `SocketRef`, `Data<T>`, `DataArgs<T>`, `TryData<T>`, `Bin`, `AckSender`, `State<T>`, `Extension<T>`, `MaybeExtension<T>`, `Event`, `Handshake`, `DisconnectReason`, `SocketIo`, `BroadcastOperators` (the namespace)",
     note = "`Data<T>` needs `T: serde::de::DeserializeOwned`; `State<T>` and `Extension<T>` need `T: Clone`"
 )]
 pub trait FromContext: Sized + Send + 'static {
