@@ -2,7 +2,7 @@
 //!
 //! `cargo run --example echo`, then point a socket.io client at `http://127.0.0.1:3000`.
 
-use tower_socketio::{AckSender, Binary, Data, Event, SocketIo, SocketRef};
+use tower_socketio::{AckSender, DataArgs, Event, SocketIo, SocketRef, Value};
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
@@ -13,18 +13,15 @@ async fn main() -> std::io::Result<()> {
         .init();
     let (layer, io) = SocketIo::new_layer();
     io.ns("/", |socket: SocketRef| {
-        // Binary data: `Binary` takes the attachment its placeholder names, and goes back out
-        // as an attachment.
-        socket.on("binary", |socket: SocketRef, Data(data): Data<Binary>| {
-            socket.emit("binary", &data).ok();
-        });
+        // Any event, its arguments as they came (binary data at any depth included), goes back
+        // to its sender; an ack gets the same arguments.
         socket.on_fallback(
             |socket: SocketRef,
              Event(event): Event,
-             Data(data): Data<serde_json::Value>,
+             DataArgs(args): DataArgs<Vec<Value>>,
              ack: AckSender| {
-                socket.emit(&event, &data).ok();
-                ack.send(&data).ok();
+                socket.emit_args(&event, &args).ok();
+                ack.send_args(&args).ok();
             },
         );
     });

@@ -81,7 +81,8 @@ impl From<String> for ConnectRejection {
 /// A connect, event or disconnect handler: a closure of extractors, sync or `async`.
 #[diagnostic::on_unimplemented(
     message = "this closure is not a Socket.IO handler",
-    note = "a handler is a closure, sync or async, returning `()`, whose arguments (at most 8) all implement `FromContext`"
+    note = "a handler is a closure, sync or async, returning `()`, whose arguments (at most 8) all implement `FromContext`",
+    note = "to refuse a connection, return `Err` from a connect middleware (`io.ns(..).with(..)`); a failing extractor of a connect handler refuses it too"
 )]
 pub trait Handler<M>: Clone + Send + Sync + 'static {
     /// Extracts the arguments and runs the handler up to its future.

@@ -172,7 +172,7 @@ impl SocketIo {
 
     /// Registers a family of namespaces by pattern: `{name}` matches one path segment
     /// (`/tenant/{id}` matches `/tenant/42`). Each matching path becomes its own namespace
-    /// the first time a client connects to it, and stays.
+    /// the first time a client connects to it (or [`of`](Self::of) names it), and stays.
     pub fn dyn_ns<H: Handler<M>, M>(&self, pattern: &str, handler: H) -> NamespaceHandle {
         let pattern: Vec<String> = normalize(pattern.to_owned())
             .split('/')
@@ -217,7 +217,8 @@ impl SocketIo {
         NamespaceHandle(template)
     }
 
-    /// Operators on the namespace `path`, if it exists.
+    /// Operators on the namespace `path`, if it is registered or a dynamic family matches
+    /// it (which creates it, as a client connecting would).
     pub fn of(&self, path: &str) -> Option<BroadcastOperators> {
         self.inner
             .namespace(&normalize(path.to_owned()))

@@ -23,6 +23,9 @@
 //! #[tokio::main]
 //! async fn main() -> std::io::Result<()> {
 //!     let (layer, io) = SocketIo::builder().build_layer();
+//!     // The connect handler's extractors run before the client is accepted: a client
+//!     // without a valid `auth` (`{name}`) gets a `connect_error` with the reason.
+//!     // `Data<Option<Auth>>` or `TryData<Auth>` would accept it.
 //!     io.ns("/", |socket: SocketRef, Data(auth): Data<Auth>| {
 //!         socket.extensions().insert(auth.name);
 //!         socket.on("join", |socket: SocketRef, Data(room): Data<String>| {
@@ -43,6 +46,14 @@
 //!     axum::serve(listener, app).await
 //! }
 //! ```
+//!
+//! # Arguments
+//! Events and acks carry any number of arguments. [`Data<T>`] takes the only argument (all
+//! of them as a tuple when there are several); [`DataArgs<T>`] takes the argument list as
+//! it is, so `f()`, `f(null)`, `f([1, 2])` and `f(1, 2)` stay apart. [`Value`] holds any
+//! argument, binary data included at any depth, and goes back out unchanged: with
+//! `DataArgs<Vec<Value>>`, [`Socket::emit_args`] and [`Socket::emit_with_ack`] a handler
+//! forwards any event (see `examples/relay.rs`).
 //!
 //! # Ordering
 //! Packets of one client are handled in arrival order. Each event handler starts in that

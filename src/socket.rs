@@ -107,7 +107,8 @@ pub struct Handshake {
     pub headers: http::HeaderMap,
     /// The handshake URL (path and query).
     pub url: http::Uri,
-    /// Query parameters of the handshake URL.
+    /// Query parameters of the handshake URL, in order, as they appear (not
+    /// percent-decoded).
     pub query: Vec<(String, String)>,
     /// The auth payload of the namespace CONNECT, as JSON text.
     pub auth: Option<String>,
@@ -343,12 +344,15 @@ impl Socket {
             .push(crate::middleware::boxed(f));
     }
 
-    /// Observes every incoming event (name and data) before its handler runs.
+    /// Observes every incoming event that passed the event middlewares, before its handler
+    /// runs (also when it has none): its name, and its data as `Data<serde_json::Value>`
+    /// would see it (binary attachments as their placeholders).
     pub fn on_any<F: Fn(&str, &serde_json::Value) + Send + Sync + 'static>(&self, f: F) {
         self.handlers_mut().any_incoming.push(Arc::new(f));
     }
 
-    /// Observes every event this socket emits (name and data).
+    /// Observes every event emitted through this socket's own `emit*` methods (name, and
+    /// the data as serialized to JSON); broadcasts that reach this socket are not seen.
     pub fn on_any_outgoing<F: Fn(&str, &serde_json::Value) + Send + Sync + 'static>(&self, f: F) {
         self.handlers_mut().any_outgoing.push(Arc::new(f));
     }

@@ -21,7 +21,8 @@ impl<T: Clone + Send + Sync + 'static> FromContext for State<T> {
 }
 
 /// A value from the socket's own store ([`Socket::extensions`](crate::Socket::extensions)),
-/// cloned out; the handler is skipped if there is none.
+/// cloned out. Without one the extraction fails (see [the module docs](crate::extract));
+/// [`MaybeExtension`] accepts its absence.
 #[derive(Debug, Clone)]
 pub struct Extension<T>(pub T);
 
