@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tower_socketio::parser::Parser;
-use tower_socketio::{AckSender, Binary, Data, SocketIo, SocketRef};
+use tower_socketio::{AckSender, Binary, Data, DataArgs, SocketIo, SocketRef, Value};
 
 #[derive(Serialize, Deserialize)]
 struct File {
@@ -53,6 +53,13 @@ async fn run(transport: &str) {
             )
             .ok();
         });
+        // `Value` keeps msgpack's inline binary at any depth, and key order.
+        socket.on(
+            "relay",
+            |DataArgs(args): DataArgs<Vec<Value>>, ack: AckSender| {
+                ack.send_args(&args).ok();
+            },
+        );
         socket.on("ask-me", |s: SocketRef, ack: AckSender| async move {
             let (n,): (u32,) = s.emit_with_ack("ask", &(21,)).await.unwrap_or((0,));
             ack.send(&n).ok();

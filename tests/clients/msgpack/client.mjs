@@ -18,6 +18,12 @@ socket.on('connect', async () => {
   if (!Buffer.isBuffer(bin.data) || bin.data.length !== 3 || bin.name !== 'f!') fail('binary ack ' + JSON.stringify(bin));
   const pushed = await new Promise((r) => { socket.once('pushed', (...a) => r(a)); socket.emit('push'); });
   if (pushed.length !== 2 || pushed[0] !== 'x' || !Buffer.isBuffer(pushed[1].data)) fail('server push ' + JSON.stringify(pushed));
+  const show = (v) => JSON.stringify(v, function (k, x) {
+    return Buffer.isBuffer(this[k]) ? { $bin: [...this[k]] } : x;
+  });
+  const sent = [{ z: 1, a: [Buffer.from([5]), { b: Buffer.from([6, 7]) }] }, 'x', null];
+  const relayed = await new Promise((r, j) => socket.timeout(3000).emit('relay', ...sent, (err, ...reply) => (err ? j(err) : r(reply))));
+  if (show(relayed) !== show(sent)) fail('Value relay ' + show(relayed));
   const asked = await socket.timeout(3000).emitWithAck('ask-me');
   if (asked !== 42) fail('server emit_with_ack ' + JSON.stringify(asked));
   const admin = io(url + '/admin', { transports: [transport], parser });
