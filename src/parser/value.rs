@@ -21,7 +21,7 @@ use super::binary::{attachment, serialize_bytes};
 ///
 /// ```
 /// # use tower_socketio::{DataArgs, SocketRef, Value};
-/// // Forward any event, with whatever arguments it had, to the sender's rooms.
+/// // Any event goes back to its sender, with the arguments it had, binary data included.
 /// fn forward(socket: SocketRef, event: tower_socketio::Event, DataArgs(args): DataArgs<Vec<Value>>) {
 ///     let _ = socket.emit_args(&event.0, &args);
 /// }
