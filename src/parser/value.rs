@@ -1,5 +1,6 @@
 //! [`Value`]: any event argument, binary data included at any depth, object keys in order.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use bytes::Bytes;
@@ -257,35 +258,49 @@ impl<'de> Visitor<'de> for ValueVisitor {
         Ok(Value::Array(out))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut out = Vec::with_capacity(map.size_hint().unwrap_or(0).min(64));
-        while let Some(k) = map.next_key_seed(Key)? {
-            out.push((k, map.next_value()?));
-        }
         // In a binary packet, `{"_placeholder":true,"num":N}` stands for attachment N (the
-        // decoder has checked every placeholder's number against the attachments).
-        if let Some(bytes) = placeholder(&out) {
-            return Ok(Value::Binary(bytes));
+        // decoder has checked every placeholder's number against the attachments). Those two
+        // keys are held aside without allocating, so a placeholder costs no object; any other
+        // object gets them back in their places.
+        let mut out = Vec::with_capacity(map.size_hint().unwrap_or(0).min(64));
+        let mut held: [Option<(usize, Value)>; 2] = [None, None];
+        let mut count = 0;
+        while let Some(k) = map.next_key_seed(Key)? {
+            let v: Value = map.next_value()?;
+            let slot = match &*k {
+                "_placeholder" => Some(0),
+                "num" => Some(1),
+                _ => None,
+            };
+            match slot {
+                Some(i) if held[i].is_none() => held[i] = Some((count, v)),
+                _ => out.push((k.into_owned(), v)),
+            }
+            count += 1;
+        }
+        if let [Some((_, Value::Bool(true))), Some((_, Value::Number(n)))] = &held {
+            if let Some(bytes) = n
+                .as_u64()
+                .and_then(|n| usize::try_from(n).ok())
+                .and_then(attachment)
+            {
+                return Ok(Value::Binary(bytes));
+            }
+        }
+        let [a, b] = held;
+        let mut back: Vec<(usize, &str, Value)> = Vec::new();
+        if let Some((i, v)) = a {
+            back.push((i, "_placeholder", v));
+        }
+        if let Some((i, v)) = b {
+            back.push((i, "num", v));
+        }
+        back.sort_by_key(|(i, _, _)| *i);
+        for (i, k, v) in back {
+            out.insert(i.min(out.len()), (k.to_owned(), v));
         }
         Ok(Value::Object(out))
     }
-}
-
-/// The attachment an object stands for, when it is a placeholder and the packet being
-/// deserialized has attachments.
-fn placeholder(entries: &[(String, Value)]) -> Option<Bytes> {
-    let mut is_placeholder = false;
-    let mut num = None;
-    for (k, v) in entries {
-        match (k.as_str(), v) {
-            ("_placeholder", Value::Bool(true)) => is_placeholder = true,
-            ("num", Value::Number(n)) => num = n.as_u64(),
-            _ => {}
-        }
-    }
-    if !is_placeholder {
-        return None;
-    }
-    attachment(usize::try_from(num?).ok()?)
 }
 
 /// An object key: a string, or (with msgpack, whose maps may have other keys) a number or
@@ -293,38 +308,41 @@ fn placeholder(entries: &[(String, Value)]) -> Option<Bytes> {
 struct Key;
 
 impl<'de> DeserializeSeed<'de> for Key {
-    type Value = String;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
+    type Value = Cow<'de, str>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Cow<'de, str>, D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl Visitor<'_> for Key {
-    type Value = String;
+impl<'de> Visitor<'de> for Key {
+    type Value = Cow<'de, str>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an object key")
     }
-    fn visit_str<E>(self, v: &str) -> Result<String, E> {
-        Ok(v.to_owned())
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
     }
-    fn visit_string<E>(self, v: String) -> Result<String, E> {
-        Ok(v)
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_owned()))
     }
-    fn visit_bool<E>(self, v: bool) -> Result<String, E> {
-        Ok(v.to_string())
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v))
     }
-    fn visit_i64<E>(self, v: i64) -> Result<String, E> {
-        Ok(v.to_string())
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_string()))
     }
-    fn visit_u64<E>(self, v: u64) -> Result<String, E> {
-        Ok(v.to_string())
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_string()))
     }
-    fn visit_f64<E>(self, v: f64) -> Result<String, E> {
-        Ok(v.to_string())
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_string()))
     }
-    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<String, E> {
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_string()))
+    }
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Self::Value, E> {
         std::str::from_utf8(v)
-            .map(str::to_owned)
+            .map(|s| Cow::Owned(s.to_owned()))
             .map_err(|_| E::custom("object key is not UTF-8"))
     }
 }
@@ -361,6 +379,22 @@ mod tests {
             serde_json::to_string(&Value::from(Bytes::from_static(b"\x01"))).unwrap(),
             "[1]"
         );
+    }
+
+    #[test]
+    fn placeholder_keys_keep_their_place_in_other_objects() {
+        let atts = [Bytes::from_static(b"x")];
+        let json = r#"{"a":1,"num":2,"b":3,"_placeholder":false,"c":4}"#;
+        let v: Value = with_attachments(&atts, || serde_json::from_str(json).unwrap());
+        let (text, _) = collect_attachments(|| serde_json::to_string(&v).unwrap());
+        assert_eq!(text, json);
+        let v: Value = with_attachments(&atts, || {
+            serde_json::from_str(r#"[{"num":0,"_placeholder":true},{"_placeholder":true,"num":1}]"#)
+                .unwrap()
+        });
+        assert_eq!(v.as_array().unwrap()[0], Value::Binary(atts[0].clone()));
+        // A placeholder naming no attachment stays an object.
+        assert!(v.as_array().unwrap()[1].get("num").is_some());
     }
 
     #[test]
