@@ -24,7 +24,7 @@ use tower_socketio::{
     BroadcastOperators, ConnectRejection, Data, DataArgs, SocketIo, SocketRef, Value,
 };
 
-use common::step;
+use common::{Mode, SCRIPT, step};
 use node_server::NodeServer;
 
 struct Raw {
@@ -162,20 +162,59 @@ fn our_server(io: &SocketIo) {
         .with(|| Err::<(), _>(ConnectRejection::new("refused").with_data(json!({"code": 7}))));
 }
 
+common::per_transport!(auth_refusal_with_a_real_client);
+
+/// The crate docs' `Data<Auth>` connect handler with socket.io-client: without auth the
+/// client gets `connect_error` (the extractor's message, no data) as from Node's middleware;
+/// with auth it connects and the handler runs.
+async fn auth_refusal_with_a_real_client(mode: Mode) {
+    let Some(node) = common::node("auth_refusal_with_a_real_client", "socket.io") else {
+        return;
+    };
+    let (layer, io) = SocketIo::new_layer();
+    our_server(&io);
+    let server = common::serve_layer(layer).await;
+    let reference = NodeServer::start(&node, "handlers/ref_server.mjs").await;
+    let run = |url: String| {
+        let node = node.clone();
+        async move {
+            let out = common::run_node(
+                &node,
+                "handlers/auth_client.mjs",
+                &[&url, mode.arg()],
+                SCRIPT,
+            )
+            .await
+            .expect_success(&format!("auth client ({mode:?}) on {url}"));
+            let line = out
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .to_owned();
+            let mut v: Json = serde_json::from_str(&line).expect("result JSON");
+            let raw = v["rawMessage"].take();
+            (v, raw)
+        }
+    };
+    let (ours, message) = run(server.base_url()).await;
+    let (theirs, _) = run(reference.url.clone()).await;
+    assert_eq!(ours, theirs, "ours {ours}, Node {theirs}");
+    assert_eq!(ours["hello"], "ann");
+    assert!(
+        message
+            .as_str()
+            .is_some_and(|m| m.contains("expected struct Auth")),
+        "the extractor's message reaches the client: {message}"
+    );
+}
+
 #[tokio::test]
 async fn handlers_match_the_reference_server() {
     let Some(node) = common::node("handlers_match_the_reference_server", "socket.io") else {
         return;
     };
-    let logs = LogBuf::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer({
-            let logs = logs.clone();
-            move || logs.clone()
-        })
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let logs = logs();
 
     let (layer, io) = SocketIo::new_layer();
     our_server(&io);
@@ -216,6 +255,23 @@ async fn handlers_match_the_reference_server() {
         text.contains("connection refused: an extractor of the connect handler failed"),
         "a tracing event for the refusal: {text}"
     );
+}
+
+/// What the server logged, from every test of this file: one global subscriber, as a
+/// thread-scoped one misses events whose callsites another test thread registered first.
+fn logs() -> LogBuf {
+    static LOGS: std::sync::OnceLock<LogBuf> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = LogBuf::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let _ = tracing::subscriber::set_global_default(subscriber);
+        logs
+    })
+    .clone()
 }
 
 /// A `tracing` writer into a shared buffer.
