@@ -125,14 +125,15 @@ impl NamespaceHandle {
 /// a handler stored in the server would keep the server alive).
 impl FromContext for SocketIo {
     fn from_context(cx: &Context<'_>) -> Result<Self, ExtractError> {
+        SocketIo::from_shared(cx.socket().namespace().shared())
+    }
+}
+
+impl SocketIo {
+    /// The handle, from what every namespace shares (fails once the server is dropped).
+    pub(crate) fn from_shared(shared: &Shared) -> Result<SocketIo, ExtractError> {
         let not_available = || ExtractError::NotAvailable("SocketIo");
-        let inner = cx
-            .socket()
-            .namespace()
-            .shared()
-            .io
-            .upgrade()
-            .ok_or_else(not_available)?;
+        let inner = shared.io.upgrade().ok_or_else(not_available)?;
         let engine = inner
             .engine
             .get()

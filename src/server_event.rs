@@ -2,8 +2,9 @@
 //! by clients (Node's `serverSideEmit` / `serverSideEmitWithAck` and `io.of(nsp).on(...)`).
 //!
 //! A handler is a closure, sync or `async`, whose arguments are extractors, as for socket
-//! events: [`Data`], [`TryData`], [`State`], [`Event`], the namespace as
-//! [`BroadcastOperators`], and [`ServerAck`] to answer a sender that waits for one.
+//! events: [`Data`], [`DataArgs`], [`TryData`], [`State`], [`Event`], the namespace as
+//! [`BroadcastOperators`], the server as [`SocketIo`](crate::SocketIo), and [`ServerAck`] to
+//! answer a sender that waits for one.
 //! Register it with [`NamespaceHandle::on_server_event`](crate::NamespaceHandle::on_server_event);
 //! emit with [`BroadcastOperators::server_side_emit`] and
 //! [`BroadcastOperators::server_side_emit_with_ack`].
@@ -42,7 +43,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 
-use crate::extract::{Data, Event, ExtractError, State, TryData};
+use crate::extract::{Data, DataArgs, Event, ExtractError, State, TryData};
 use crate::handler::{BoxFuture, markers, run_or_spawn};
 use crate::ns::Namespace;
 use crate::operators::BroadcastOperators;
@@ -86,7 +87,7 @@ impl ServerEventContext<'_> {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a server-side event handler argument",
     label = "not a server-side event extractor",
-    note = "server-side event handler arguments must implement `FromServerEvent`: `Data<T>`, `TryData<T>`, `State<T>`, `Event`, `BroadcastOperators` (the namespace), `ServerAck`"
+    note = "server-side event handler arguments must implement `FromServerEvent`: `Data<T>`, `DataArgs<T>`, `TryData<T>`, `State<T>`, `Event`, `BroadcastOperators` (the namespace), `SocketIo`, `ServerAck`"
 )]
 pub trait FromServerEvent: Sized + Send + 'static {
     /// Builds the value, or says why it cannot.
@@ -106,6 +107,20 @@ fn merged(args: &[serde_json::Value]) -> serde_json::Value {
 impl<T: DeserializeOwned + Send + 'static> FromServerEvent for Data<T> {
     fn from_server_event(cx: &ServerEventContext<'_>) -> Result<Self, ExtractError> {
         Ok(Data(serde_json::from_value(merged(cx.args))?))
+    }
+}
+
+/// The argument list as it is, as for a socket event.
+impl<T: DeserializeOwned + Send + 'static> FromServerEvent for DataArgs<T> {
+    fn from_server_event(cx: &ServerEventContext<'_>) -> Result<Self, ExtractError> {
+        Ok(DataArgs(crate::parser::deserialize_values(cx.args)?))
+    }
+}
+
+/// The server handle, as for socket handlers.
+impl FromServerEvent for crate::SocketIo {
+    fn from_server_event(cx: &ServerEventContext<'_>) -> Result<Self, ExtractError> {
+        crate::SocketIo::from_shared(cx.ns.shared())
     }
 }
 

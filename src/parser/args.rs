@@ -177,6 +177,23 @@ impl Args {
     }
 }
 
+/// Deserializes a list of JSON values as [`Args::deserialize_list`] does a packet's: as one
+/// sequence of exactly that length (`()` for none).
+pub(crate) fn deserialize_values<T: DeserializeOwned>(
+    values: &[serde_json::Value],
+) -> Result<T, serde_json::Error> {
+    if values.is_empty() {
+        return T::deserialize(ListDe {
+            text: "",
+            ranges: &[],
+        });
+    }
+    // Its `deserialize_any` fails on elements left over, as `ListDe` does.
+    T::deserialize(de::value::SeqDeserializer::<_, serde_json::Error>::new(
+        values.iter().cloned(),
+    ))
+}
+
 #[cfg(feature = "msgpack")]
 fn from_msgpack<T: DeserializeOwned>(value: rmpv::Value) -> Result<T, serde_json::Error> {
     rmpv::ext::from_value(value).map_err(<serde_json::Error as de::Error>::custom)
@@ -297,6 +314,12 @@ mod tests {
         assert_eq!(args("1,2").deserialize_list::<(u8, u8)>().unwrap(), (1, 2));
         assert!(args("1,2").deserialize_list::<(u8,)>().is_err());
         assert!(args("1").deserialize_list::<(u8, u8)>().is_err());
+        // The same from JSON values (server-side events).
+        let vals = [serde_json::json!(1), serde_json::json!(2)];
+        assert_eq!(deserialize_values::<(u8, u8)>(&vals).unwrap(), (1, 2));
+        assert!(deserialize_values::<(u8,)>(&vals).is_err());
+        deserialize_values::<()>(&[]).unwrap();
+        assert!(deserialize_values::<()>(&vals[..1]).is_err());
         // The merging form, for comparison.
         assert_eq!(args("1,2").deserialize::<Vec<u8>>().unwrap(), vec![1, 2]);
         assert_eq!(args("[1,2]").deserialize::<Vec<u8>>().unwrap(), vec![1, 2]);

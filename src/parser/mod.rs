@@ -22,6 +22,7 @@ use serde::Serialize;
 use crate::engine::{Frame, Str};
 
 pub use args::Args;
+pub(crate) use args::deserialize_values;
 pub use binary::Binary;
 pub use protocol::SocketIoProtocol;
 pub(crate) use protocol::query_to_auth;
