@@ -15,7 +15,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 use tower_socketio::adapter::AdapterFactory;
 use tower_socketio::emitter::{Emitter, EmitterError};
-use tower_socketio::{AckSender, Binary, Data, SocketIo, SocketRef};
+use tower_socketio::{AckSender, Binary, Data, DataArgs, SocketIo, SocketRef};
 
 use crate::common;
 
@@ -203,13 +203,9 @@ pub async fn rust_node<F: std::future::Future<Output = ()>>(
     let (tx, server_events) = tokio::sync::mpsc::unbounded_channel();
     for ev in ["hello", "job"] {
         let tx = tx.clone();
-        io.on_server_event(ev, move |Data(args): Data<Value>| {
+        io.on_server_event(ev, move |DataArgs(args): DataArgs<Vec<Value>>| {
             let mut all = vec![json!("/"), json!(ev)];
-            match args {
-                Value::Array(list) => all.extend(list),
-                Value::Null => {}
-                one => all.push(one),
-            }
+            all.extend(args);
             let _ = tx.send(Value::Array(all));
         });
     }
