@@ -28,6 +28,11 @@ pub trait EngineHandler: Send + Sync + 'static {
     /// completes; return `None` to take the next one at once.
     fn on_message(&self, session: &Arc<Session<Self::Data>>, msg: Message) -> Option<Gate>;
 
+    /// The session switched from long-polling to WebSocket. Default: nothing.
+    fn on_upgrade(&self, session: &Arc<Session<Self::Data>>) {
+        let _ = session;
+    }
+
     /// The session closed; it is already gone from the engine.
     fn on_close(&self, session: &Arc<Session<Self::Data>>, reason: CloseReason);
 }

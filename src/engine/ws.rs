@@ -171,6 +171,7 @@ async fn probe<H: EngineHandler>(
         session.upgrading.store(false, Ordering::Release);
         session.signal.notify_one();
         tracing::debug!(%sid, "upgraded to websocket");
+        engine.handler().on_upgrade(&session);
     } else {
         session.upgrading.store(false, Ordering::Release);
         tracing::debug!(%sid, timed_out = outcome.is_err(), "upgrade abandoned");
