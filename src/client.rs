@@ -4,7 +4,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::engine::{CloseReason, EngineHandler, EngineProtocol, Gate, Message, Session, Str};
+use crate::engine::{
+    CloseReason, EngineHandler, EngineProtocol, Gate, Message, Session, Str, TransportKind,
+};
 use crate::errors::DisconnectReason;
 use crate::handler::BoxFuture;
 use crate::io::IoInner;
@@ -252,6 +254,9 @@ impl EngineHandler for SocketIoHandler {
     type Data = Client;
 
     fn on_open(&self, session: &Arc<Session<Client>>) {
+        if let Some(i) = self.io.shared.instrument.get() {
+            i.connection_opened(session.transport() == TransportKind::Polling);
+        }
         if session.protocol() == EngineProtocol::V3 {
             self.connect_main(session);
         }
@@ -274,6 +279,12 @@ impl EngineHandler for SocketIoHandler {
     }
 
     fn on_message(&self, session: &Arc<Session<Client>>, msg: Message) -> Option<Gate> {
+        if let Some(i) = self.io.shared.instrument.get() {
+            i.message_received(match &msg {
+                Message::Text(t) => t.len(),
+                Message::Binary(b) => b.len(),
+            });
+        }
         let pending = session
             .data
             .pending_connect
@@ -296,7 +307,18 @@ impl EngineHandler for SocketIoHandler {
         self.process(session, msg)
     }
 
+    fn on_upgrade(&self, session: &Arc<Session<Client>>) {
+        if let Some(i) = self.io.shared.instrument.get() {
+            for s in session.data.lock().iter() {
+                i.transport_upgraded(s);
+            }
+        }
+    }
+
     fn on_close(&self, session: &Arc<Session<Client>>, reason: CloseReason) {
+        if let Some(i) = self.io.shared.instrument.get() {
+            i.connection_closed(reason, session.transport() == TransportKind::Polling);
+        }
         if let Some(timer) = session
             .data
             .connect_timer

@@ -503,6 +503,7 @@ impl SocketIoBuilder {
                 }),
                 shutting_down: AtomicBool::new(false),
                 io: io.clone(),
+                instrument: OnceLock::new(),
             }),
             namespaces: RwLock::new(HashMap::new()),
             dynamic: RwLock::new(Vec::new()),

@@ -89,6 +89,7 @@ mod cluster;
 mod config;
 mod errors;
 mod extensions;
+mod instrument;
 mod io;
 mod middleware;
 mod ns;

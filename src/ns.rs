@@ -31,6 +31,8 @@ pub(crate) struct Shared {
     /// The server handle's state, for the `SocketIo` extractor (weak: the handle owns the
     /// namespaces, which own this).
     pub io: std::sync::Weak<crate::io::IoInner>,
+    /// The observer, when the server is instrumented (admin UI).
+    pub instrument: crate::instrument::InstrumentSlot,
 }
 
 impl std::fmt::Debug for Shared {
@@ -137,6 +139,37 @@ impl Namespace {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .push(mw);
+    }
+
+    /// The observer, when the server is instrumented.
+    pub(crate) fn instrument(&self) -> Option<&Arc<dyn crate::instrument::Instrument>> {
+        self.shared.instrument.get()
+    }
+
+    /// Makes socket `sid` join or leave rooms, telling the observer which rooms changed.
+    pub(crate) fn change_rooms(&self, sid: Sid, rooms: &[crate::adapter::Room], join: bool) {
+        let Some(i) = self.instrument() else {
+            return self.apply_rooms(sid, rooms, join);
+        };
+        let before = self.adapter.socket_rooms(sid);
+        self.apply_rooms(sid, rooms, join);
+        let mut changed: Vec<crate::adapter::Room> = Vec::new();
+        for r in rooms {
+            if r.as_ref() != sid.as_str() && before.contains(r) != join && !changed.contains(r) {
+                changed.push(r.clone());
+            }
+        }
+        if !changed.is_empty() {
+            i.rooms_changed(self.path(), sid, &changed, join);
+        }
+    }
+
+    fn apply_rooms(&self, sid: Sid, rooms: &[crate::adapter::Room], join: bool) {
+        if join {
+            self.adapter.join(sid, rooms);
+        } else {
+            self.adapter.leave(sid, rooms);
+        }
     }
 
     /// A fresh ack id, unique within the namespace so one id can serve a whole broadcast.
@@ -260,6 +293,9 @@ impl Namespace {
             }
         }
         tracing::debug!(sid = %socket.id(), ns = self.path(), "socket connected");
+        if let Some(i) = self.instrument() {
+            i.socket_connected(&socket);
+        }
         if let Some(fut) = run() {
             fut.await;
         }
@@ -397,11 +433,7 @@ impl LocalNamespace for Namespace {
         let mut sids = Vec::new();
         self.adapter.for_each(opts, &mut |s| sids.push(s));
         for sid in sids {
-            if join {
-                self.adapter.join(sid, rooms);
-            } else {
-                self.adapter.leave(sid, rooms);
-            }
+            self.change_rooms(sid, rooms, join);
         }
     }
 

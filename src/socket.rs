@@ -375,7 +375,7 @@ impl Socket {
         data: &T,
         spread: bool,
     ) -> Result<(), EmitError> {
-        self.observe_outgoing(event, data);
+        self.observe_outgoing(event, data, spread);
         if self.pid.is_none() {
             let enc = self.parser().event(self.ns(), event, data, None, spread)?;
             return self.send_encoded(&enc);
@@ -395,7 +395,16 @@ impl Socket {
         self.send_encoded(&enc)
     }
 
-    fn observe_outgoing<T: Serialize + ?Sized>(&self, event: &str, data: &T) {
+    fn observe_outgoing<T: Serialize + ?Sized>(&self, event: &str, data: &T, spread: bool) {
+        if let Some(i) = self.ns.instrument().filter(|i| i.events()) {
+            let value = serde_json::to_value(data).unwrap_or(serde_json::Value::Null);
+            let args = match value {
+                serde_json::Value::Array(a) if spread => serde_json::Value::Array(a),
+                serde_json::Value::Null if spread => serde_json::Value::Array(Vec::new()),
+                v => serde_json::Value::Array(vec![v]),
+            };
+            i.event_sent(self, event, args);
+        }
         let observers = self.handlers().any_outgoing.clone();
         if observers.is_empty() {
             return;
@@ -438,7 +447,7 @@ impl Socket {
             Ok(e) => e,
             Err(e) => return AckFuture::failed(AckError::Emit(e.into())),
         };
-        self.observe_outgoing(event, args);
+        self.observe_outgoing(event, args, true);
         let rx = self.register_ack(id);
         if let Err(e) = self.send_encoded(&enc) {
             self.lock_acks().remove(&id);
@@ -472,12 +481,12 @@ impl Socket {
 
     /// Joins rooms.
     pub fn join(&self, rooms: impl IntoRooms) {
-        self.ns.adapter().join(self.id, &rooms.into_rooms());
+        self.ns.change_rooms(self.id, &rooms.into_rooms(), true);
     }
 
     /// Leaves rooms.
     pub fn leave(&self, rooms: impl IntoRooms) {
-        self.ns.adapter().leave(self.id, &rooms.into_rooms());
+        self.ns.change_rooms(self.id, &rooms.into_rooms(), false);
     }
 
     /// The rooms this socket is in, its own id first.
@@ -584,9 +593,13 @@ impl Socket {
                 ns.adapter().persist_session(session).await;
             }));
         }
+        let observed = self.ns.instrument().map(|i| (i, self.rooms()));
         self.ns.remove_socket(self);
         self.session.data.remove_socket(self);
         self.lock_acks().clear();
+        if let Some((i, rooms)) = observed {
+            i.socket_disconnected(self, reason, &rooms);
+        }
         if let Some(h) = disconnect {
             self.run_lifecycle(&h, reason);
         }
@@ -661,6 +674,9 @@ impl Socket {
             let observers = (!h.any_incoming.is_empty()).then(|| h.any_incoming.clone());
             (handler, observers)
         };
+        if let Some(i) = self.ns.instrument().filter(|i| i.events()) {
+            i.event_received(self, name, args);
+        }
         if let Some(observers) = observers {
             let value = args
                 .deserialize::<serde_json::Value>()
