@@ -309,6 +309,7 @@ impl EngineHandler for SocketIoHandler {
 
     fn on_upgrade(&self, session: &Arc<Session<Client>>) {
         if let Some(i) = self.io.shared.instrument.get() {
+            i.connection_upgraded();
             for s in session.data.lock().iter() {
                 i.transport_upgraded(s);
             }

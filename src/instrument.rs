@@ -39,6 +39,9 @@ pub(crate) trait Instrument: Send + Sync + 'static {
     /// An Engine.IO connection opened (`polling` tells its first transport).
     fn connection_opened(&self, polling: bool);
 
+    /// An Engine.IO connection upgraded from long-polling to WebSocket.
+    fn connection_upgraded(&self);
+
     /// An Engine.IO connection closed; `polling` tells whether it never upgraded.
     fn connection_closed(&self, reason: CloseReason, polling: bool);
 

@@ -40,6 +40,24 @@ pub(crate) struct IoInner {
 }
 
 impl IoInner {
+    /// Every namespace created so far (registered or dynamic).
+    pub(crate) fn namespaces(&self) -> Vec<Arc<Namespace>> {
+        self.namespaces
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Number of open Engine.IO sessions.
+    pub(crate) fn connection_count(&self) -> usize {
+        self.engine
+            .get()
+            .and_then(Weak::upgrade)
+            .map_or(0, |e| e.session_count())
+    }
+
     /// The namespace at `path`, creating it from a dynamic family if one matches.
     pub(crate) fn namespace(&self, path: &str) -> Option<Arc<Namespace>> {
         if let Some(ns) = self
@@ -95,6 +113,10 @@ impl std::fmt::Debug for SocketIo {
 pub struct NamespaceHandle(Arc<Namespace>);
 
 impl NamespaceHandle {
+    pub(crate) fn namespace(&self) -> &Arc<Namespace> {
+        &self.0
+    }
+
     /// Adds a connect middleware; middlewares run in the order they were added, before the
     /// connect handler, and the first refusal ends the connection attempt.
     pub fn with<Mw: Middleware<M>, M>(self, middleware: Mw) -> Self {
@@ -144,6 +166,10 @@ impl SocketIo {
 }
 
 impl SocketIo {
+    pub(crate) fn inner(&self) -> &Arc<IoInner> {
+        &self.inner
+    }
+
     /// A builder with the default settings.
     pub fn builder() -> SocketIoBuilder {
         SocketIoBuilder::default()
