@@ -74,6 +74,8 @@
 #![warn(missing_docs)]
 
 pub mod adapter;
+#[cfg(feature = "admin")]
+pub mod admin;
 #[cfg(any(feature = "redis", feature = "postgres"))]
 pub mod emitter;
 pub mod engine;

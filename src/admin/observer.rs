@@ -1,0 +1,261 @@
+//! The observer the core calls: turns what happens into admin events, queued in order for
+//! one task that emits them to the admin namespace.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, Weak};
+use std::time::SystemTime;
+
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::serialize;
+use super::time::iso;
+use crate::adapter::Room;
+use crate::engine::{CloseReason, Sid};
+use crate::errors::DisconnectReason;
+use crate::instrument::Instrument;
+use crate::ns::Namespace;
+use crate::operators::BroadcastOperators;
+use crate::parser::Args;
+use crate::socket::Socket;
+
+/// One admin event: to every admin socket of the cluster, or to one local admin socket.
+pub(super) struct Out {
+    to: Option<Sid>,
+    event: &'static str,
+    args: Vec<Value>,
+}
+
+/// Counters behind `aggregatedEvents`, read and cleared at each stats tick.
+#[derive(Default)]
+pub(super) struct Counters {
+    pub connections: AtomicU64,
+    pub packets_in: AtomicU64,
+    pub bytes_in: AtomicU64,
+    /// Disconnections by reason.
+    pub disconnections: Mutex<HashMap<&'static str, u64>>,
+    /// Connections still on long-polling.
+    pub polling: AtomicUsize,
+}
+
+impl Counters {
+    /// One connection less on long-polling; saturating, for connections opened before the
+    /// server was instrumented.
+    fn polling_done(&self) {
+        let _ = self
+            .polling
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    }
+}
+
+pub(super) struct Observer {
+    admin_ns: String,
+    dev: bool,
+    tx: mpsc::Sender<Out>,
+    pub counters: Counters,
+    dropped: AtomicU64,
+}
+
+impl Observer {
+    pub fn new(admin_ns: String, dev: bool, tx: mpsc::Sender<Out>) -> Self {
+        Self {
+            admin_ns,
+            dev,
+            tx,
+            counters: Counters::default(),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// Queues an event for every admin socket.
+    pub fn broadcast(&self, event: &'static str, args: Vec<Value>) {
+        self.push(Out {
+            to: None,
+            event,
+            args,
+        });
+    }
+
+    /// Queues an event for one local admin socket.
+    pub fn send_to(&self, sid: Sid, event: &'static str, args: Vec<Value>) {
+        self.push(Out {
+            to: Some(sid),
+            event,
+            args,
+        });
+    }
+
+    fn push(&self, out: Out) {
+        if self.tx.try_send(out).is_err() {
+            // Full (dashboards far behind) or closed (server going away).
+            let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if n.is_power_of_two() {
+                tracing::warn!(dropped = n, "admin UI: event queue full, events dropped");
+            }
+        }
+    }
+
+    fn now() -> Value {
+        Value::String(iso(SystemTime::now()))
+    }
+
+    fn room_events(&self, ns: &str, sid: Sid, rooms: &[Room], joined: bool) {
+        let event = if joined { "room_joined" } else { "room_left" };
+        for room in rooms {
+            self.broadcast(
+                event,
+                vec![
+                    ns.into(),
+                    room.as_ref().into(),
+                    sid.as_str().into(),
+                    Self::now(),
+                ],
+            );
+        }
+    }
+}
+
+impl Instrument for Observer {
+    fn events(&self) -> bool {
+        self.dev
+    }
+
+    fn socket_connected(&self, socket: &std::sync::Arc<Socket>) {
+        if !self.dev {
+            return;
+        }
+        // The socket's own room first, as the reference's adapter reports it.
+        self.room_events(
+            socket.ns(),
+            socket.id(),
+            &[socket.id().as_str().to_owned().into()],
+            true,
+        );
+        self.broadcast(
+            "socket_connected",
+            vec![serialize::local_socket(socket), Self::now()],
+        );
+    }
+
+    fn socket_disconnected(&self, socket: &Socket, reason: DisconnectReason, rooms: &[Room]) {
+        if !self.dev {
+            return;
+        }
+        self.broadcast(
+            "socket_disconnected",
+            vec![
+                socket.ns().into(),
+                socket.id().as_str().into(),
+                reason.as_str().into(),
+                Self::now(),
+            ],
+        );
+        self.room_events(socket.ns(), socket.id(), rooms, false);
+    }
+
+    fn rooms_changed(&self, ns: &str, sid: Sid, rooms: &[Room], joined: bool) {
+        if self.dev {
+            self.room_events(ns, sid, rooms, joined);
+        }
+    }
+
+    fn transport_upgraded(&self, socket: &Socket) {
+        if !self.dev {
+            return;
+        }
+        self.broadcast(
+            "socket_updated",
+            vec![json!({
+                "id": socket.id().as_str(),
+                "nsp": socket.ns(),
+                "transport": "websocket",
+            })],
+        );
+    }
+
+    fn connection_opened(&self, polling: bool) {
+        self.counters.connections.fetch_add(1, Ordering::Relaxed);
+        if polling {
+            self.counters.polling.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn connection_upgraded(&self) {
+        self.counters.polling_done();
+    }
+
+    fn connection_closed(&self, reason: CloseReason, polling: bool) {
+        if polling {
+            self.counters.polling_done();
+        }
+        *self
+            .counters
+            .disconnections
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(reason.as_str())
+            .or_default() += 1;
+    }
+
+    fn message_received(&self, bytes: usize) {
+        self.counters.packets_in.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .bytes_in
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    fn event_received(&self, socket: &Socket, name: &str, args: &Args) {
+        if socket.ns() == self.admin_ns {
+            return;
+        }
+        let mut all = Vec::with_capacity(args.len() + 1);
+        all.push(Value::String(name.to_owned()));
+        all.extend(
+            (0..args.len()).map(|i| args.deserialize_nth::<Value>(i).unwrap_or(Value::Null)),
+        );
+        self.broadcast(
+            "event_received",
+            vec![
+                socket.ns().into(),
+                socket.id().as_str().into(),
+                Value::Array(all),
+                Self::now(),
+            ],
+        );
+    }
+
+    fn event_sent(&self, socket: &Socket, name: &str, args: Value) {
+        if socket.ns() == self.admin_ns {
+            return;
+        }
+        let mut all = vec![Value::String(name.to_owned())];
+        if let Value::Array(a) = args {
+            all.extend(a);
+        }
+        self.broadcast(
+            "event_sent",
+            vec![
+                socket.ns().into(),
+                socket.id().as_str().into(),
+                Value::Array(all),
+                Self::now(),
+            ],
+        );
+    }
+}
+
+/// Emits the queued admin events in order, until the server is gone.
+pub(super) async fn forward(mut rx: mpsc::Receiver<Out>, ns: Weak<Namespace>) {
+    while let Some(out) = rx.recv().await {
+        let Some(ns) = ns.upgrade() else { return };
+        let op = BroadcastOperators::new(ns);
+        let op = match out.to {
+            Some(sid) => op.to(sid.as_str().to_owned()).local(),
+            None => op,
+        };
+        if let Err(e) = op.emit_args(out.event, &out.args).await {
+            tracing::debug!(event = out.event, error = %e, "admin UI: event not delivered");
+        }
+    }
+}
