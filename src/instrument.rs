@@ -48,6 +48,12 @@ pub(crate) trait Instrument: Send + Sync + 'static {
     /// An Engine.IO message of `bytes` bytes arrived.
     fn message_received(&self, bytes: usize);
 
+    /// `packets` Engine.IO messages holding `bytes` bytes of data were queued to clients.
+    fn packets_sent(&self, packets: usize, bytes: usize);
+
+    /// A broadcast packet was queued to these sockets of namespace `ns`.
+    fn broadcast_sent(&self, ns: &str, sids: &[Sid], packet: &crate::parser::Encoded);
+
     /// A socket received an event (after its middlewares accepted it).
     fn event_received(&self, socket: &Socket, name: &str, args: &Args);
 
@@ -57,3 +63,14 @@ pub(crate) trait Instrument: Send + Sync + 'static {
 
 /// The observer slot every namespace shares.
 pub(crate) type InstrumentSlot = std::sync::OnceLock<Arc<dyn Instrument>>;
+
+/// The data bytes of an encoded packet's frames (without the Engine.IO type character), as
+/// the reference counts them.
+pub(crate) fn encoded_bytes(enc: &crate::parser::Encoded) -> usize {
+    enc.frames()
+        .map(|f| match f {
+            crate::engine::Frame::Text(t) => t.len().saturating_sub(1),
+            crate::engine::Frame::Binary(b) => b.len(),
+        })
+        .sum()
+}

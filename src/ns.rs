@@ -343,10 +343,18 @@ impl Namespace {
     fn deliver_local(&self, enc: &Encoded, opts: &BroadcastOptions) -> usize {
         let sockets = self.read();
         let mut delivered = 0;
+        // Only an observer that wants events pays for the list of receivers.
+        let watch = self.instrument().filter(|i| i.events());
+        let mut receivers = Vec::new();
         self.adapter.for_each(opts, &mut |sid| {
             let Some(s) = sockets.get(&sid) else { return };
             match s.session.send_all(enc.frames(), enc.len()) {
-                Ok(()) => delivered += 1,
+                Ok(()) => {
+                    delivered += 1;
+                    if watch.is_some() {
+                        receivers.push(sid);
+                    }
+                }
                 Err(SendError::Full) if opts.volatile => {}
                 Err(SendError::Full) => {
                     tracing::warn!(sid = %sid, "slow client: outgoing queue full, disconnecting");
@@ -355,6 +363,13 @@ impl Namespace {
                 Err(SendError::Closed) => {}
             }
         });
+        if let Some(i) = self.instrument().filter(|_| delivered > 0) {
+            let bytes = crate::instrument::encoded_bytes(enc);
+            i.packets_sent(delivered * enc.len(), delivered * bytes);
+        }
+        if let Some(i) = watch.filter(|_| !receivers.is_empty()) {
+            i.broadcast_sent(self.path(), &receivers, enc);
+        }
         delivered
     }
 }

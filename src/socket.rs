@@ -476,6 +476,9 @@ impl Socket {
             return Err(EmitError::Disconnected);
         }
         self.session.send_all(enc.frames(), enc.len())?;
+        if let Some(i) = self.ns.instrument() {
+            i.packets_sent(enc.len(), crate::instrument::encoded_bytes(enc));
+        }
         Ok(())
     }
 
