@@ -12,12 +12,12 @@ use tokio::sync::mpsc;
 use super::serialize;
 use super::time::iso;
 use crate::adapter::Room;
-use crate::engine::{CloseReason, Sid};
+use crate::engine::{CloseReason, Frame, Sid};
 use crate::errors::DisconnectReason;
 use crate::instrument::Instrument;
 use crate::ns::Namespace;
 use crate::operators::BroadcastOperators;
-use crate::parser::Args;
+use crate::parser::{Args, Encoded};
 use crate::socket::Socket;
 
 /// One admin event: to every admin socket of the cluster, or to one local admin socket.
@@ -33,6 +33,8 @@ pub(super) struct Counters {
     pub connections: AtomicU64,
     pub packets_in: AtomicU64,
     pub bytes_in: AtomicU64,
+    pub packets_out: AtomicU64,
+    pub bytes_out: AtomicU64,
     /// Disconnections by reason.
     pub disconnections: Mutex<HashMap<&'static str, u64>>,
     /// Connections still on long-polling.
@@ -205,6 +207,28 @@ impl Instrument for Observer {
             .fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
+    fn packets_sent(&self, packets: usize, bytes: usize) {
+        self.counters
+            .packets_out
+            .fetch_add(packets as u64, Ordering::Relaxed);
+        self.counters
+            .bytes_out
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    fn broadcast_sent(&self, ns: &str, sids: &[Sid], packet: &Encoded) {
+        if ns == self.admin_ns {
+            return;
+        }
+        let Some(all) = event_of(packet) else { return };
+        for sid in sids {
+            self.broadcast(
+                "event_sent",
+                vec![ns.into(), sid.as_str().into(), all.clone(), Self::now()],
+            );
+        }
+    }
+
     fn event_received(&self, socket: &Socket, name: &str, args: &Args) {
         if socket.ns() == self.admin_ns {
             return;
@@ -243,6 +267,22 @@ impl Instrument for Observer {
             ],
         );
     }
+}
+
+/// `[event, ...args]` of an encoded EVENT packet (JSON parser: the array after the packet
+/// header; binary placeholders stay as they are). `None` for other packets and for msgpack.
+fn event_of(packet: &Encoded) -> Option<Value> {
+    let Frame::Text(text) = &packet.head else {
+        return None;
+    };
+    let text = text.as_str();
+    // `4` (Engine.IO message), then `2` (EVENT) or `5` (BINARY_EVENT) and the header.
+    let body = text.strip_prefix('4')?;
+    if !(body.starts_with('2') || body.starts_with('5')) {
+        return None;
+    }
+    let start = body.find('[')?;
+    serde_json::from_str(&body[start..]).ok()
 }
 
 /// Emits the queued admin events in order, until the server is gone.

@@ -41,6 +41,8 @@ fn aggregated(c: &Counters) -> Vec<Value> {
     );
     push("packetsIn", None, c.packets_in.swap(0, Ordering::Relaxed));
     push("bytesIn", None, c.bytes_in.swap(0, Ordering::Relaxed));
+    push("packetsOut", None, c.packets_out.swap(0, Ordering::Relaxed));
+    push("bytesOut", None, c.bytes_out.swap(0, Ordering::Relaxed));
     let gone = std::mem::take(&mut *c.disconnections.lock().unwrap_or_else(|e| e.into_inner()));
     for (reason, n) in gone {
         push("rawDisconnection", Some(reason), n);
