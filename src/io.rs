@@ -41,6 +41,7 @@ pub(crate) struct IoInner {
 
 impl IoInner {
     /// Every namespace created so far (registered or dynamic).
+    #[cfg_attr(not(feature = "admin"), allow(dead_code))] // used by the admin UI
     pub(crate) fn namespaces(&self) -> Vec<Arc<Namespace>> {
         self.namespaces
             .read()
@@ -51,6 +52,7 @@ impl IoInner {
     }
 
     /// Number of open Engine.IO sessions.
+    #[cfg_attr(not(feature = "admin"), allow(dead_code))] // used by the admin UI
     pub(crate) fn connection_count(&self) -> usize {
         self.engine
             .get()
@@ -113,6 +115,7 @@ impl std::fmt::Debug for SocketIo {
 pub struct NamespaceHandle(Arc<Namespace>);
 
 impl NamespaceHandle {
+    #[cfg_attr(not(feature = "admin"), allow(dead_code))] // used by the admin UI
     pub(crate) fn namespace(&self) -> &Arc<Namespace> {
         &self.0
     }
@@ -166,6 +169,7 @@ impl SocketIo {
 }
 
 impl SocketIo {
+    #[cfg_attr(not(feature = "admin"), allow(dead_code))] // used by the admin UI
     pub(crate) fn inner(&self) -> &Arc<IoInner> {
         &self.inner
     }
