@@ -17,8 +17,9 @@ use crate::socket::Socket;
 /// What happens on the server, as an observer sees it. Every method is called on the path
 /// of the thing observed, so it must be quick and must not block.
 pub(crate) trait Instrument: Send + Sync + 'static {
-    /// Whether [`event_received`](Self::event_received) and [`event_sent`](Self::event_sent)
-    /// are wanted.
+    /// Whether the per-event reports are wanted: [`event_received`](Self::event_received),
+    /// [`event_sent`](Self::event_sent), [`broadcast_sent`](Self::broadcast_sent) and
+    /// [`rooms_changed`](Self::rooms_changed).
     fn events(&self) -> bool;
 
     /// A socket joined its namespace; the CONNECT reply is queued, the connect handler has
@@ -30,7 +31,7 @@ pub(crate) trait Instrument: Send + Sync + 'static {
     fn socket_disconnected(&self, socket: &Socket, reason: DisconnectReason, rooms: &[Room]);
 
     /// Socket `sid` of namespace `ns` joined (`joined`) or left these rooms; only rooms whose
-    /// membership changed are listed.
+    /// membership changed are listed. Only called when [`events`](Self::events) is true.
     fn rooms_changed(&self, ns: &str, sid: Sid, rooms: &[Room], joined: bool);
 
     /// The Engine.IO connection under `socket` upgraded to WebSocket.

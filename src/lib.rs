@@ -69,6 +69,7 @@
 //! - [`parser`]: Socket.IO packets and their wire format.
 //! - [`adapter`]: rooms, and how a broadcast finds its sockets.
 //! - [`server_event`]: events between the servers of a cluster, with their handlers.
+//! - `admin` (feature `admin`): the official Socket.IO Admin UI, through one observer hook.
 //! - the rest (this module): namespaces, sockets, extractors, handlers, broadcasting.
 //! - `emitter` (feature `redis` or `postgres`): publish into a cluster from a process that is not a server.
 #![warn(missing_docs)]

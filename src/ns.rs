@@ -148,7 +148,7 @@ impl Namespace {
 
     /// Makes socket `sid` join or leave rooms, telling the observer which rooms changed.
     pub(crate) fn change_rooms(&self, sid: Sid, rooms: &[crate::adapter::Room], join: bool) {
-        let Some(i) = self.instrument() else {
+        let Some(i) = self.instrument().filter(|i| i.events()) else {
             return self.apply_rooms(sid, rooms, join);
         };
         let before = self.adapter.socket_rooms(sid);
