@@ -223,7 +223,11 @@ impl SocketIo {
             .instrument
             .set(observer.clone())
             .map_err(|_| AdminError::AlreadyInstrumented)?;
-        rt.spawn(observer::forward(rx, Arc::downgrade(&ns)));
+        rt.spawn(observer::forward(
+            rx,
+            Arc::downgrade(&ns),
+            observer.queued_bytes(),
+        ));
         let base = stats::Base {
             server_id: options.server_id.unwrap_or_else(default_server_id),
             hostname: hostname(),

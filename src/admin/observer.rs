@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::SystemTime;
 
 use serde_json::{Value, json};
@@ -25,6 +25,28 @@ pub(super) struct Out {
     to: Option<Sid>,
     event: &'static str,
     args: Vec<Value>,
+    /// Its approximate size, counted against [`MAX_QUEUED_BYTES`].
+    size: usize,
+}
+
+/// Bytes of admin events waiting for the emitting task before new ones are dropped: with
+/// large events and slow dashboards, the queue is bounded in memory, not only in length.
+const MAX_QUEUED_BYTES: usize = 32 << 20;
+
+/// Approximate JSON size of a value. Values here come from parsed packets (depth bounded by
+/// the parser) or from the server's own data.
+fn approx_size(v: &Value) -> usize {
+    match v {
+        Value::Null | Value::Bool(_) | Value::Number(_) => 8,
+        Value::String(s) => s.len() + 2,
+        Value::Array(a) => 2 + a.iter().map(approx_size).sum::<usize>(),
+        Value::Object(m) => {
+            2 + m
+                .iter()
+                .map(|(k, v)| k.len() + 3 + approx_size(v))
+                .sum::<usize>()
+        }
+    }
 }
 
 /// Counters behind `aggregatedEvents`, read and cleared at each stats tick.
@@ -57,6 +79,7 @@ pub(super) struct Observer {
     tx: mpsc::Sender<Out>,
     pub counters: Counters,
     dropped: AtomicU64,
+    queued_bytes: Arc<AtomicUsize>,
 }
 
 impl Observer {
@@ -67,7 +90,13 @@ impl Observer {
             tx,
             counters: Counters::default(),
             dropped: AtomicU64::new(0),
+            queued_bytes: Arc::new(AtomicUsize::new(0)),
         }
+    }
+
+    /// The byte count the emitting task releases as it sends.
+    pub fn queued_bytes(&self) -> Arc<AtomicUsize> {
+        self.queued_bytes.clone()
     }
 
     /// Queues an event for every admin socket.
@@ -76,6 +105,7 @@ impl Observer {
             to: None,
             event,
             args,
+            size: 0,
         });
     }
 
@@ -85,11 +115,16 @@ impl Observer {
             to: Some(sid),
             event,
             args,
+            size: 0,
         });
     }
 
-    fn push(&self, out: Out) {
-        if self.tx.try_send(out).is_err() {
+    fn push(&self, mut out: Out) {
+        out.size = out.args.iter().map(approx_size).sum();
+        let size = out.size;
+        let before = self.queued_bytes.fetch_add(size, Ordering::AcqRel);
+        if before + size > MAX_QUEUED_BYTES || self.tx.try_send(out).is_err() {
+            self.queued_bytes.fetch_sub(size, Ordering::AcqRel);
             // Full (dashboards far behind) or closed (server going away).
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if n.is_power_of_two() {
@@ -286,8 +321,13 @@ fn event_of(packet: &Encoded) -> Option<Value> {
 }
 
 /// Emits the queued admin events in order, until the server is gone.
-pub(super) async fn forward(mut rx: mpsc::Receiver<Out>, ns: Weak<Namespace>) {
+pub(super) async fn forward(
+    mut rx: mpsc::Receiver<Out>,
+    ns: Weak<Namespace>,
+    queued_bytes: Arc<AtomicUsize>,
+) {
     while let Some(out) = rx.recv().await {
+        queued_bytes.fetch_sub(out.size, Ordering::AcqRel);
         let Some(ns) = ns.upgrade() else { return };
         let op = BroadcastOperators::new(ns);
         let op = match out.to {

@@ -84,6 +84,7 @@ function norm(v, key) {
   return v;
 }
 
+const bySocket = (list) => [...list].sort((x, y) => `${x.nsp} ${x.id}`.localeCompare(`${y.nsp} ${y.id}`));
 const events = []; // [name, ...args] in arrival order, server_stats apart
 const stats = [];
 function admin(auth, record = true) {
@@ -249,8 +250,11 @@ try {
       aggregatedShape: stats.flatMap((s) => s.stats.aggregatedEvents).every((e) =>
         Number.isInteger(e.timestamp) && e.timestamp % 1000 === 0 && typeof e.type === 'string' && Number.isInteger(e.count)),
     };
-    // Rooms left at one disconnection come in no defined order: sort each run.
+    // Rooms left at one disconnection come in no defined order: sort each run. The socket
+    // list's order follows each server's namespace map: sort it too.
     const evs = norm(events);
+    for (const e of evs) if (e[0] === 'all_sockets') e[1] = bySocket(e[1]);
+    if (result.secondAllSockets) result.secondAllSockets = bySocket(result.secondAllSockets);
     for (let i = 0; i < evs.length;) {
       let j = i;
       while (j < evs.length && evs[j][0] === 'room_left' && evs[j][3] === evs[i][3]) j++;
