@@ -16,6 +16,10 @@
 //! connection bursts).
 //!
 //! `cargo run --release --example bench_server -- 127.0.0.1:3100`
+//!
+//! To measure what the Admin UI costs: build with `--features admin` and set
+//! `BENCH_ADMIN=production` (stats only) or `BENCH_ADMIN=development` (every event reported);
+//! without `BENCH_ADMIN` the server is not instrumented.
 
 use std::net::SocketAddr;
 
@@ -69,6 +73,7 @@ fn main() -> std::io::Result<()> {
                 },
             );
         });
+        instrument(&io);
         let app = axum::Router::new().layer(layer);
         let socket = tokio::net::TcpSocket::new_v4()?;
         socket.set_reuseaddr(true)?;
@@ -80,4 +85,25 @@ fn main() -> std::io::Result<()> {
         println!("ready tower-socketio on {addr}");
         axum::serve(listener, app).await
     })
+}
+
+/// Instruments the server for the Admin UI when `BENCH_ADMIN` asks for it.
+#[cfg(feature = "admin")]
+fn instrument(io: &SocketIo) {
+    use tower_socketio::admin::{AdminMode, AdminOptions};
+    let mode = match std::env::var("BENCH_ADMIN").as_deref() {
+        Ok("production") => AdminMode::Production,
+        Ok("development") => AdminMode::Development,
+        _ => return,
+    };
+    io.instrument(AdminOptions::new().mode(mode))
+        .expect("instrument");
+    println!("admin UI instrumented ({mode:?})");
+}
+
+#[cfg(not(feature = "admin"))]
+fn instrument(_io: &SocketIo) {
+    if std::env::var_os("BENCH_ADMIN").is_some() {
+        eprintln!("BENCH_ADMIN needs the admin feature");
+    }
 }
