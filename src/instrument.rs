@@ -55,6 +55,10 @@ pub(crate) trait Instrument: Send + Sync + 'static {
     /// A broadcast packet was queued to these sockets of namespace `ns`.
     fn broadcast_sent(&self, ns: &str, sids: &[Sid], packet: &crate::parser::Encoded);
 
+    /// The data other servers of the cluster see for `socket` (its `SocketData`, or `null`),
+    /// possibly with the observer's own entries added.
+    fn shared_data(&self, socket: &Socket, data: serde_json::Value) -> serde_json::Value;
+
     /// A socket received an event (after its middlewares accepted it).
     fn event_received(&self, socket: &Socket, name: &str, args: &Args);
 

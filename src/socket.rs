@@ -279,7 +279,13 @@ impl Socket {
                 "query": query,
                 "auth": auth,
             }),
-            data: self.extensions.get::<SocketData>().unwrap_or_default().0,
+            data: {
+                let data = self.extensions.get::<SocketData>().unwrap_or_default().0;
+                match self.ns.instrument() {
+                    Some(i) => i.shared_data(self, data),
+                    None => data,
+                }
+            },
         }
     }
 
