@@ -107,6 +107,8 @@ async fn run(test: &str, mixed: bool) {
             "{run}: {r}"
         );
         assert_eq!(r["listed"]["hasHandshake"], json!(true), "{run}: {r}");
+        assert_eq!(r["listed"]["clientId"], json!(true), "{run}: {r}");
+        assert_eq!(r["listed"]["transport"], json!("websocket"), "{run}: {r}");
         assert_eq!(r["cmd"], json!([1, "two"]), "{run}: {r}");
         assert_eq!(r["disconnect"], json!("io server disconnect"), "{run}: {r}");
     }

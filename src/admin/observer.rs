@@ -264,6 +264,26 @@ impl Instrument for Observer {
         }
     }
 
+    /// As the reference in development mode: `_admin` (client id and transport) inside the
+    /// socket's data, so that every server's dashboard can show them for this socket.
+    fn shared_data(&self, socket: &Socket, data: Value) -> Value {
+        if !self.dev {
+            return data;
+        }
+        let admin = json!({
+            "clientId": serialize::client_id(socket.engine_id().as_str()),
+            "transport": serialize::transport_name(socket.transport()),
+        });
+        match data {
+            Value::Null => json!({ "_admin": admin }),
+            Value::Object(mut m) => {
+                m.insert("_admin".into(), admin);
+                Value::Object(m)
+            }
+            other => other,
+        }
+    }
+
     fn event_received(&self, socket: &Socket, name: &str, args: &Args) {
         if socket.ns() == self.admin_ns {
             return;

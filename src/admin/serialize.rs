@@ -14,11 +14,11 @@ use crate::socket::{Socket, SocketData};
 
 /// The client id the dashboard groups sockets by: the first 12 characters of the
 /// Engine.IO id.
-fn client_id(engine_id: &str) -> String {
+pub(super) fn client_id(engine_id: &str) -> String {
     engine_id.chars().take(12).collect()
 }
 
-fn transport_name(t: TransportKind) -> &'static str {
+pub(super) fn transport_name(t: TransportKind) -> &'static str {
     match t {
         TransportKind::Polling => "polling",
         _ => "websocket",

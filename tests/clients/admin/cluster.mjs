@@ -49,7 +49,13 @@ async function scenario(adminUrl, clientUrl) {
     const list = await new Promise((r) => second.once('all_sockets', r));
     second.close();
     const mine = list.find((s) => s.id === cId);
-    result.listed = mine ? { nsp: mine.nsp, data: mine.data, hasHandshake: typeof mine.handshake === 'object' } : null;
+    result.listed = mine ? {
+      nsp: mine.nsp,
+      data: mine.data,
+      hasHandshake: typeof mine.handshake === 'object',
+      clientId: mine.clientId === C.io.engine.id.slice(0, 12),
+      transport: mine.transport,
+    } : null;
 
     // Commands from the first server reach the socket on the second.
     const cmd = new Promise((r) => C.once('cmd', (...a) => r(a)));
@@ -85,7 +91,8 @@ try {
     await Promise.all([pub.connect(), sub.connect()]);
     const http = createServer();
     nodeServer = new Server(http, { adapter: createAdapter(pub, sub, { key, requestsTimeout: 3000 }) });
-    nodeServer.on('connection', (socket) => { socket.data = { server: 'node' }; });
+    // Set a field: replacing socket.data would drop the `_admin` entry instrument() put there.
+    nodeServer.on('connection', (socket) => { socket.data.server = 'node'; });
     instrument(nodeServer, { auth: false, serverId: 'node-1' });
     await new Promise((r) => http.listen(0, '127.0.0.1', r));
     const nodeUrl = `http://127.0.0.1:${http.address().port}`;
