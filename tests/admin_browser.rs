@@ -2,7 +2,8 @@
 //! (read-only, no login), the dashboard from `@socket.io/admin-ui`'s `ui/dist` served by the
 //! example, opened in headless Chromium (playwright-core), must list the connected test
 //! clients, their rooms and the server. A screenshot is saved as
-//! `target/admin-ui-screenshot.png` (sockets) and `target/admin-ui-screenshot-servers.png`.
+//! `target/admin-ui-screenshot.png` (sockets), `-servers.png` and `-login.png` beside it. The
+//! dashboard's login form is tried against a second server with basic auth.
 #![cfg(feature = "admin")]
 
 mod common;
@@ -17,6 +18,9 @@ mod admin;
 
 use std::path::PathBuf;
 use std::time::Duration;
+
+use tower_socketio::SocketIo;
+use tower_socketio::admin::{AdminAuth, AdminOptions};
 
 fn chromium(test: &str) -> Option<PathBuf> {
     let found = std::env::var_os("TSIO_CHROMIUM")
@@ -49,6 +53,27 @@ async fn admin_dashboard_lists_clients_rooms_and_server() {
         gethostname::gethostname().to_string_lossy(),
         std::process::id()
     );
+    // A second server with basic auth ("admin" / "changeit"), for the login form; the
+    // dashboard comes from the first one, so this one needs CORS.
+    let (auth_layer, auth_io) = SocketIo::builder().build_layer();
+    auth_io.ns("/", |_: tower_socketio::SocketRef| {});
+    auth_io
+        .instrument(
+            AdminOptions::new().server_id("auth-test").auth(
+                AdminAuth::basic(
+                    "admin",
+                    "$2b$10$heqvAkYMez.Va6Et2uXInOnkCT6/uQj1brkrbyG3LpopDklcq7ZOS",
+                )
+                .expect("hash"),
+            ),
+        )
+        .expect("instrument");
+    let auth_server = common::serve_router(
+        axum::Router::new()
+            .layer(auth_layer)
+            .layer(tower_http::cors::CorsLayer::very_permissive()),
+    )
+    .await;
     let shot = common::repo_root()
         .join("target")
         .join("admin-ui-screenshot.png");
@@ -62,6 +87,7 @@ async fn admin_dashboard_lists_clients_rooms_and_server() {
             &server.base_url(),
             shot.to_str().expect("utf-8 path"),
             &server_id,
+            &auth_server.base_url(),
         ],
         &common::clients_dir(),
         &[
@@ -78,4 +104,5 @@ async fn admin_dashboard_lists_clients_rooms_and_server() {
     );
     assert!(shot.is_file(), "no screenshot at {}", shot.display());
     io.close(Duration::from_secs(2)).await;
+    auth_io.close(Duration::from_secs(2)).await;
 }

@@ -2,11 +2,14 @@
 // under /admin-ui/) in headless Chromium, connected to our server: it must list the test
 // clients' sockets, their rooms and the server. Two chat users connect with socket.io-client
 // first (one on long-polling, one on WebSocket that moves to room "lobby").
-// Usage: node admin.mjs <base url> <screenshot path> <server id>. Prints "OK" when every check held.
+// Then, in a fresh browser context, the dashboard's login form against a second server with
+// basic auth (user admin, password changeit): a wrong password is refused, the right one in.
+// Usage: node admin.mjs <base url> <screenshot path> <server id> <auth server url>.
+// Prints "OK" when every check held.
 import { chromium } from 'playwright-core';
 import { io } from 'socket.io-client';
 
-const [base, shot, serverId] = process.argv.slice(2);
+const [base, shot, serverId, authUrl] = process.argv.slice(2);
 const executablePath = process.env.TSIO_CHROMIUM || '/usr/bin/chromium';
 const fail = (msg) => { console.error('FAIL: ' + msg); process.exitCode = 1; throw new Error(msg); };
 const check = (cond, msg) => { if (!cond) fail(msg); console.log('ok - ' + msg); };
@@ -71,6 +74,26 @@ try {
   alice.close();
   await page.waitForFunction((t) => !document.body.innerText.includes(t), aliceId, { timeout });
   check(true, 'a disconnected client leaves the list');
+
+  // Login form, against the server with basic auth (another origin: CORS).
+  const ctx2 = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  await ctx2.route((url) => !url.href.startsWith(base) && !url.href.startsWith(authUrl), (route) => route.abort());
+  const login = await ctx2.newPage();
+  login.on('pageerror', (e) => console.error('page error: ' + e.message));
+  await login.goto(base + '/admin-ui/#/servers');
+  const url = login.getByLabel('Server URL');
+  await url.waitFor({ timeout });
+  await url.fill(authUrl);
+  await login.getByLabel('Username').fill('admin');
+  await login.getByLabel('Password').fill('wrong');
+  await login.getByRole('button', { name: /connect/i }).click();
+  await login.waitForFunction(() => /invalid credentials/i.test(document.body.innerText), null, { timeout });
+  check(true, 'a wrong password is refused with "Invalid credentials"');
+  await login.getByLabel('Password').fill('changeit');
+  await login.getByRole('button', { name: /connect/i }).click();
+  await login.waitForFunction(() => document.body.innerText.includes('auth-test'), null, { timeout });
+  check(true, 'the right password logs in: the servers page lists auth-test');
+  await login.screenshot({ path: shot.replace(/\.png$/, '-login.png'), fullPage: true });
   console.log('OK');
 } finally {
   await browser.close();
