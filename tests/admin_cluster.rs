@@ -39,6 +39,7 @@ async fn node(url: &str, key: &str, id: &str) -> RustNode {
         RedisAdapterConfig {
             key: key.to_owned(),
             requests_timeout: Duration::from_secs(3),
+            ..RedisAdapterConfig::default()
         },
     )
     .await
