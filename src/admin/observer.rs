@@ -359,3 +359,41 @@ pub(super) async fn forward(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parser::Parser;
+
+    #[test]
+    fn event_of_reads_encoded_events() {
+        let p = Parser::Json;
+        let enc = p
+            .event("/", "cmd", &json!([1, "two"]), None, true)
+            .expect("encode");
+        assert_eq!(event_of(&enc), Some(json!(["cmd", 1, "two"])));
+        // Another namespace and an ack id before the array.
+        let enc = p
+            .event("/chat", "hi", &json!({ "a": [1] }), Some(12), false)
+            .expect("encode");
+        assert_eq!(event_of(&enc), Some(json!(["hi", { "a": [1] }])));
+        // Not an event.
+        let enc = p.disconnect("/chat");
+        assert_eq!(event_of(&enc), None);
+    }
+
+    #[test]
+    fn queue_is_bounded_in_bytes() {
+        let (tx, _rx) = mpsc::channel(16);
+        let o = Observer::new("/admin".into(), true, tx);
+        let big = Value::String("x".repeat(MAX_QUEUED_BYTES / 2));
+        o.broadcast("a", vec![big.clone()]);
+        o.broadcast("b", vec![big]);
+        assert_eq!(
+            o.dropped.load(Ordering::Relaxed),
+            1,
+            "the second one is over budget"
+        );
+        assert!(o.queued_bytes.load(Ordering::Relaxed) <= MAX_QUEUED_BYTES);
+    }
+}
