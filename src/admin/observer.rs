@@ -266,9 +266,14 @@ impl Instrument for Observer {
 
     /// As the reference in development mode: `_admin` (client id and transport) inside the
     /// socket's data, so that every server's dashboard can show them for this socket.
+    /// In production mode, `null` becomes `{}`: the reference's dashboard code, on a Node
+    /// server of the same cluster, fails on a socket whose data is `null`.
     fn shared_data(&self, socket: &Socket, data: Value) -> Value {
         if !self.dev {
-            return data;
+            return match data {
+                Value::Null => json!({}),
+                other => other,
+            };
         }
         let admin = json!({
             "clientId": serialize::client_id(socket.engine_id().as_str()),
