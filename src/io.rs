@@ -525,10 +525,7 @@ impl SocketIoBuilder {
                 config: self.config.clone(),
                 state: self.state,
                 adapter: self.adapter.unwrap_or_else(|| match self.config.recovery {
-                    Some(r) => recovery_factory(
-                        r,
-                        self.config.engine.ping_interval + self.config.engine.ping_timeout,
-                    ),
+                    Some(r) => recovery_factory(r),
                     None => local_factory(),
                 }),
                 shutting_down: AtomicBool::new(false),

@@ -226,6 +226,13 @@ async fn recovers_after_ping_timeout() {
     recovers("websocket", "mute", DisconnectReason::PingTimeout).await;
 }
 
+/// The client's offset is its last packet, which may be far older than the moment the
+/// connection died: it must still be kept for the whole window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovers_when_the_last_packet_is_older_than_a_heartbeat() {
+    recovers("websocket", "quiet-close", DisconnectReason::TransportClose).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_session_connects_afresh() {
     let Some((out, _)) = scenario(

@@ -2,7 +2,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::RwLock;
-use std::time::Duration;
 
 use super::{
     Adapter, BoxFuture, BroadcastOptions, LocalNamespace, PersistedSession, RecoveryConfig,
@@ -44,12 +43,11 @@ impl LocalAdapter {
         Self::default()
     }
 
-    /// An empty adapter with connection state recovery; `grace` is how long a dead
-    /// connection may go unnoticed.
-    pub fn with_recovery(config: RecoveryConfig, grace: Duration) -> Self {
+    /// An empty adapter with connection state recovery.
+    pub fn with_recovery(config: RecoveryConfig) -> Self {
         Self {
             inner: RwLock::default(),
-            recovery: Some(RecoveryStore::new(config, grace)),
+            recovery: Some(RecoveryStore::new(config)),
         }
     }
 

@@ -326,8 +326,7 @@ pub fn local_factory() -> AdapterFactory {
     Arc::new(|_| Box::new(LocalAdapter::new()))
 }
 
-/// A factory of [`LocalAdapter`]s with connection state recovery; `grace` is how long a dead
-/// connection may go unnoticed (`ping_interval + ping_timeout`).
-pub fn recovery_factory(config: RecoveryConfig, grace: Duration) -> AdapterFactory {
-    Arc::new(move |_| Box::new(LocalAdapter::with_recovery(config, grace)))
+/// A factory of [`LocalAdapter`]s with connection state recovery.
+pub fn recovery_factory(config: RecoveryConfig) -> AdapterFactory {
+    Arc::new(move |_| Box::new(LocalAdapter::with_recovery(config)))
 }

@@ -75,10 +75,6 @@ struct Away {
 /// Offsets, kept packets and sessions of one namespace.
 pub(crate) struct RecoveryStore {
     config: RecoveryConfig,
-    /// How long a dead connection may go unnoticed (a heartbeat round): packets younger than
-    /// this are kept even when no socket is away, since a socket may be gone and not known
-    /// to be yet.
-    grace: Duration,
     /// A random prefix, so offsets from an earlier process never match this one's.
     epoch: String,
     next: AtomicU64,
@@ -104,11 +100,10 @@ impl std::fmt::Debug for RecoveryStore {
 }
 
 impl RecoveryStore {
-    pub(crate) fn new(config: RecoveryConfig, grace: Duration) -> Self {
+    pub(crate) fn new(config: RecoveryConfig) -> Self {
         let epoch = Sid::new().as_str()[..8].to_owned();
         Self {
             config,
-            grace: grace.min(config.max_disconnection_duration),
             epoch,
             next: AtomicU64::new(1),
             state: Mutex::new(State::default()),
@@ -130,16 +125,17 @@ impl RecoveryStore {
         (epoch == self.epoch).then(|| u64::from_str_radix(n, 16).ok())?
     }
 
-    /// Drops expired sessions, and packets no socket can need any more: older than the
-    /// recovery window, or older than the grace period when no socket is away.
+    /// Drops expired sessions, and packets older than the recovery window. Packets are kept
+    /// for the whole window even when no socket is away, as the reference server does: a
+    /// client's offset is the last packet it received, which may be far older than the
+    /// moment its connection died, and a dropped offset packet means no recovery.
     fn prune(&self, s: &mut State, now: Instant) {
         let max = self.config.max_disconnection_duration;
         s.away.retain(|_, a| now.duration_since(a.since) < max);
-        let keep_for = if s.away.is_empty() { self.grace } else { max };
         while s
             .packets
             .front()
-            .is_some_and(|p| now.duration_since(p.at) >= keep_for)
+            .is_some_and(|p| now.duration_since(p.at) >= max)
         {
             s.packets.pop_front();
         }
@@ -235,13 +231,10 @@ mod tests {
     }
 
     fn store(max_packets: usize) -> RecoveryStore {
-        RecoveryStore::new(
-            RecoveryConfig {
-                max_packets,
-                ..RecoveryConfig::default()
-            },
-            Duration::from_secs(60),
-        )
+        RecoveryStore::new(RecoveryConfig {
+            max_packets,
+            ..RecoveryConfig::default()
+        })
     }
 
     fn away(store: &RecoveryStore, rooms: &[&str]) -> (Sid, Sid) {
@@ -315,9 +308,21 @@ mod tests {
     }
 
     #[test]
-    fn nothing_is_kept_long_without_sessions_away() {
-        let s = RecoveryStore::new(RecoveryConfig::default(), Duration::ZERO);
-        broadcast(&s, None, 50);
-        assert!(s.lock().packets.len() <= 1, "packets kept with nobody away");
+    fn packets_outlive_a_quiet_spell_but_not_the_window() {
+        let s = RecoveryStore::new(RecoveryConfig {
+            max_disconnection_duration: Duration::from_millis(300),
+            ..RecoveryConfig::default()
+        });
+        // The client's last packet is older than a heartbeat round when it goes away.
+        let last = broadcast(&s, None, 1);
+        std::thread::sleep(Duration::from_millis(100));
+        let (_, pid) = away(&s, &[]);
+        broadcast(&s, None, 2);
+        let r = s.restore(pid.as_str(), &last[0]).expect("recovered");
+        assert_eq!(r.missed.len(), 2);
+        // Past the window, nothing is kept.
+        std::thread::sleep(Duration::from_millis(350));
+        broadcast(&s, None, 1);
+        assert_eq!(s.lock().packets.len(), 1, "packets kept past the window");
     }
 }

@@ -4,6 +4,7 @@
 //   close   - the client closes its transport (socket.io.engine.close())
 //   destroy - the TCP socket under the transport is destroyed (a network cut)
 //   mute    - the client stops answering pings, so the server times it out
+//   quiet-close - as close, after 1.5 s without any packet (longer than a heartbeat round)
 // After the reconnection it prints "RESULT <json>" with what it received and exits.
 import { io } from 'socket.io-client';
 
@@ -31,6 +32,7 @@ socket.on('connect', async () => {
     console.log('READY ' + socket.id);
     const engine = socket.io.engine;
     if (cut === 'close') engine.close();
+    else if (cut === 'quiet-close') setTimeout(() => engine.close(), 1500);
     else if (cut === 'destroy') {
       const t = engine.transport;
       if (t.ws && t.ws._socket) t.ws._socket.destroy();
