@@ -386,9 +386,11 @@ impl Socket {
             let enc = self.parser().event(self.ns(), event, data, None, spread)?;
             return self.send_encoded(&enc);
         }
-        // Connection state recovery: like the reference server, the emit goes through the
-        // adapter, addressed to the socket's own room, so it gets an offset and is kept for
-        // replay (the client takes the last argument of every event as its offset).
+        // Connection state recovery: like the reference server, the emit is a broadcast to
+        // the socket's own room, so the adapter gives it an offset and keeps it for replay
+        // (the client takes the last argument of every event as its offset). The in-memory
+        // adapter delivers at once, in order; a slow client is disconnected (recoverably)
+        // rather than failing the call.
         if !self.connected() {
             return Err(EmitError::Disconnected);
         }
@@ -397,8 +399,14 @@ impl Socket {
             rooms: vec![Room::Owned(self.id.as_str().to_owned())],
             ..BroadcastOptions::default()
         };
-        let enc = self.ns.adapter().frame_broadcast(&*self.ns, &packet, &opts);
-        self.send_encoded(&enc)
+        let ns = self.ns.clone();
+        let sid = self.id;
+        run_or_spawn(Box::pin(async move {
+            if let Err(e) = ns.adapter().broadcast(&*ns, packet, opts).await {
+                tracing::warn!(%sid, error = %e, "emit through the adapter failed");
+            }
+        }));
+        Ok(())
     }
 
     fn observe_outgoing<T: Serialize + ?Sized>(&self, event: &str, data: &T, spread: bool) {

@@ -181,14 +181,10 @@ pub trait Adapter: Send + Sync + 'static {
     fn socket_count(&self) -> usize;
 
     /// Frames an event that asks for no ack, for delivery to the local sockets `opts`
-    /// selects. The default frames it as it is. An adapter with connection state recovery
-    /// gives it an offset (an extra last argument, which the client keeps as the point to
-    /// recover from) and keeps it for replay, unless it is volatile.
-    ///
-    /// With recovery on, every emit of a socket to its own client comes here too, with
-    /// `opts.rooms` holding only the socket's id (the reference server routes a socket's
-    /// emits through its adapter the same way), so that every packet a recoverable client
-    /// receives carries an offset. It runs on the hot path: no I/O, no blocking.
+    /// selects (the default [`broadcast`](Self::broadcast) uses it). The default frames it
+    /// as it is. An adapter with connection state recovery gives it an offset (an extra
+    /// last argument, which the client keeps as the point to recover from) and keeps it for
+    /// replay, unless it is volatile. It runs on the hot path: no I/O, no blocking.
     fn frame_broadcast(
         &self,
         ns: &dyn LocalNamespace,
@@ -200,6 +196,14 @@ pub trait Adapter: Send + Sync + 'static {
     }
 
     /// Broadcasts an event; returns how many local sockets took it.
+    ///
+    /// With connection state recovery on, every emit of a socket to its own client comes
+    /// here too, with `opts.rooms` holding only the socket's id, as the reference server
+    /// routes a socket's emits through its adapter: so every packet a recoverable client
+    /// receives carries an offset. Those calls come from a synchronous `Socket::emit`: the
+    /// future is polled once at once and spawned if it is not done, so an adapter that
+    /// awaits before delivering must keep their order itself (decide the order before the
+    /// first `.await`).
     fn broadcast<'a>(
         &'a self,
         ns: &'a dyn LocalNamespace,
