@@ -365,6 +365,11 @@ impl Socket {
 
     /// Emits an event with one argument (any `Serialize`; [`Binary`](crate::Binary) values
     /// inside become attachments).
+    ///
+    /// With connection state recovery on, the emit is a broadcast to the socket's own room,
+    /// as in the reference server: it carries an offset and is kept for replay, and a client
+    /// whose queue is full is disconnected (recoverably, so it gets the packet back on
+    /// reconnection) instead of the call failing with [`EmitError::Send`].
     pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
         self.emit_inner(event, data, false)
     }
