@@ -311,3 +311,95 @@ async fn server_side_emit_needs_an_argument_list() {
         .expect("alone");
     assert!(alone.is_empty(), "no other server, no answer");
 }
+
+/// With connection state recovery on, a socket's own emits go through the adapter, but the
+/// Redis adapter keeps them off Redis: no other server has that socket. A broadcast to a
+/// room, sent after them, is published as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn own_socket_emits_stay_off_redis() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let test = "own_socket_emits_stay_off_redis";
+    let Some(url) = redis_url(test).await else {
+        return;
+    };
+    let key = format!("tsio-own-{}", tower_socketio::engine::Sid::new());
+    // Everything published under the key, as it is published.
+    let mut sniffer = redis::Client::open(url.as_str())
+        .expect("redis url")
+        .get_async_pubsub()
+        .await
+        .expect("sniffer");
+    sniffer
+        .psubscribe(format!("{key}#*"))
+        .await
+        .expect("psubscribe");
+    let link = RedisLink::connect(
+        &url,
+        RedisAdapterConfig {
+            key: key.clone(),
+            ..RedisAdapterConfig::default()
+        },
+    )
+    .await
+    .expect("connect to redis");
+    let (layer, io) = SocketIo::builder()
+        .adapter(link.factory())
+        .connection_state_recovery(tower_socketio::adapter::RecoveryConfig::default())
+        .build_layer();
+    io.ns("/", |s: SocketRef| {
+        s.emit("hello", "own").ok();
+        s.emit_args("hello", &(1, 2)).ok();
+        s.on("control", |s: SocketRef| async move {
+            s.nsp().to("elsewhere").emit("control", &1).await.ok();
+        });
+    });
+    link.wait_subscribed().await;
+    let server = common::serve_layer(layer).await;
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(server.ws_url("/socket.io/?EIO=4&transport=websocket"))
+            .await
+            .expect("websocket");
+    let open = loop {
+        match common::step("the open packet", ws.next()).await {
+            Some(Ok(Message::Text(t))) => break t.to_string(),
+            Some(Ok(_)) => continue,
+            other => panic!("websocket ended: {other:?}"),
+        }
+    };
+    assert!(open.starts_with('0'), "open packet: {open}");
+    ws.send(Message::text("40")).await.expect("CONNECT");
+    let mut texts = Vec::new();
+    while texts.len() < 3 {
+        match common::step("a frame", ws.next()).await {
+            Some(Ok(Message::Text(t))) => texts.push(t.to_string()),
+            Some(Ok(_)) => {}
+            other => panic!("websocket ended: {other:?}"),
+        }
+    }
+    assert!(texts[0].starts_with("40{"), "{texts:?}");
+    // The classic Redis adapter keeps no packets (as Node's): no offsets, but a pid.
+    assert!(texts[0].contains(r#""pid":"#), "{texts:?}");
+    assert_eq!(texts[1], r#"42["hello","own"]"#);
+    assert_eq!(texts[2], r#"42["hello",1,2]"#);
+    ws.send(Message::text(r#"42["control"]"#))
+        .await
+        .expect("control");
+    let mut published = Vec::new();
+    let mut messages = sniffer.on_message();
+    while !published
+        .iter()
+        .any(|c: &String| c.ends_with("#elsewhere#"))
+    {
+        let msg = common::step("the control broadcast on Redis", messages.next())
+            .await
+            .expect("sniffer open");
+        published.push(msg.get_channel_name().to_owned());
+    }
+    assert_eq!(
+        published,
+        vec![format!("{key}#/#elsewhere#")],
+        "only the room broadcast was published"
+    );
+}
