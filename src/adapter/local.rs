@@ -51,6 +51,20 @@ impl LocalAdapter {
         }
     }
 
+    /// Whether `opts` aims at one socket of this server by its id and nothing else (a
+    /// socket's own emit under connection state recovery). Socket ids are unique across a
+    /// cluster, so a cluster adapter need not tell the other servers about it.
+    pub fn targets_one_local_socket(&self, opts: &BroadcastOptions) -> bool {
+        let [room] = opts.rooms.as_slice() else {
+            return false;
+        };
+        let g = self.read();
+        opts.except.is_empty()
+            && opts.except_sid.is_none()
+            && !g.rooms.contains_key(room)
+            && Sid::parse(room).is_some_and(|sid| g.sockets.contains_key(&sid))
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
         self.inner.read().unwrap_or_else(|e| e.into_inner())
     }
@@ -211,6 +225,25 @@ mod tests {
         let mut out = HashSet::new();
         a.for_each(opts, &mut |s| assert!(out.insert(s), "delivered twice"));
         out
+    }
+
+    #[test]
+    fn one_local_socket_by_id() {
+        let a = LocalAdapter::new();
+        let (s1, s2) = (Sid::new(), Sid::new());
+        a.add_socket(s1);
+        let to = |rooms: Vec<Room>| BroadcastOptions {
+            rooms,
+            ..Default::default()
+        };
+        assert!(a.targets_one_local_socket(&to(vec![s1.as_str().to_owned().into()])));
+        assert!(!a.targets_one_local_socket(&to(vec![s2.as_str().to_owned().into()])));
+        assert!(!a.targets_one_local_socket(&to(vec!["r1".into()])));
+        assert!(!a.targets_one_local_socket(&to(Vec::new())));
+        // A named room of that name reaches its members, wherever they are.
+        a.add_socket(s2);
+        a.join(s2, &[s1.as_str().to_owned().into()]);
+        assert!(!a.targets_one_local_socket(&to(vec![s1.as_str().to_owned().into()])));
     }
 
     #[test]

@@ -103,20 +103,6 @@ fn link_err(e: impl std::fmt::Display) -> AdapterError {
 }
 
 impl RedisAdapter {
-    /// Whether `opts` aims at one socket of this server by its id and nothing else (a
-    /// socket's own emit under connection state recovery): socket ids are unique across the
-    /// cluster, so no other server has anything to do with it.
-    fn only_local_socket(&self, opts: &BroadcastOptions) -> bool {
-        match opts.rooms.as_slice() {
-            [room] => {
-                opts.except.is_empty()
-                    && Sid::parse(room).is_some_and(|sid| !self.local.socket_rooms(sid).is_empty())
-                    // A named room of the same name would reach further (cheap: rare path).
-                    && !self.local.rooms().iter().any(|r| r == room)
-            }
-            _ => false,
-        }
-    }
     /// Servers other than this one, counted as Node counts them: subscribers of the
     /// request channel.
     async fn others(&self) -> Result<usize, AdapterError> {
@@ -171,7 +157,7 @@ impl Adapter for RedisAdapter {
     ) -> BoxFuture<'a, Result<usize, AdapterError>> {
         Box::pin(async move {
             let n = ns.deliver(&self.frame_broadcast(ns, &packet, &opts), &opts);
-            if !opts.local && !self.only_local_socket(&opts) {
+            if !opts.local && !self.local.targets_one_local_socket(&opts) {
                 let args = packet.args_values().map_err(link_err)?;
                 let msg = Value::Array(vec![
                     Value::from(self.ns.uid.as_str()),
