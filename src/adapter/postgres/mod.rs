@@ -324,7 +324,7 @@ impl Adapter for PostgresAdapter {
     ) -> BoxFuture<'a, Result<usize, AdapterError>> {
         Box::pin(async move {
             let n = ns.deliver(&self.frame_broadcast(ns, &packet, &opts), &opts);
-            if !opts.local {
+            if !opts.local && !self.local.targets_one_local_socket(&opts) {
                 let args = packet.args_values().map_err(link_err)?;
                 let data = map(vec![
                     ("packet", packet_value(&self.ns.nsp, &packet.event, args)),
