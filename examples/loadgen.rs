@@ -7,11 +7,18 @@
 //! thread (a current-thread runtime; the script pins it to its own core).
 //!
 //! ```text
-//! loadgen --proto sio|raw --scenario echo|fanout|fanout-bin|connect|upgrade|polling-echo|churn
-//!         --addr 127.0.0.1:3100 [--server-pid PID] [--clients N] [--inflight K]
-//!         [--duration SECS] [--warmup SECS] [--concurrency C]
+//! loadgen --proto sio|raw
+//!         --scenario echo|fanout|fanout-bin|connect|upgrade|polling-echo|churn|cluster|idle
+//!         --addr 127.0.0.1:3100[,127.0.0.1:3101,…] [--server-pid PID[,PID…]]
+//!         [--clients N] [--inflight K] [--duration SECS] [--warmup SECS] [--concurrency C]
 //!         [--rate OPS_PER_S] [--bcast-rate PER_S] [--senders S]     (churn)
+//!         [--sources S]                                             (idle)
 //! ```
+//! `cluster` is `fanout` over several server processes (one address and pid each, joined by
+//! an adapter): the receivers are spread round-robin, the sender is on the first; CPU is
+//! summed over the pids. `idle` opens many connections (from `--sources` loopback addresses
+//! 127.0.0.1, 127.0.0.2, … so that each has its own ephemeral port range), all in the room
+//! `bench`, measures the server's RSS per connection, then times one broadcast to all.
 //! Prints one line `RESULT {json}`: throughput, latency percentiles (µs), the server's CPU
 //! time per unit of work (from `/proc/PID/stat`), the load generator's own CPU use, and for
 //! the connect scenarios the server's RSS per idle connection (from `/proc/PID/status`).
@@ -42,7 +49,12 @@ struct Opts {
     proto: Proto,
     scenario: String,
     addr: SocketAddr,
-    server_pid: Option<u32>,
+    /// Every server address (`cluster`); `addr` is the first.
+    addrs: Vec<SocketAddr>,
+    /// Every server process: CPU and RSS are summed over them.
+    server_pids: Vec<u32>,
+    /// idle: the loopback source addresses to connect from (0: one per 25 000 clients).
+    sources: usize,
     clients: usize,
     inflight: usize,
     duration: Duration,
@@ -61,7 +73,9 @@ fn parse_opts() -> Opts {
         proto: Proto::Sio,
         scenario: "echo".into(),
         addr: "127.0.0.1:3100".parse().unwrap(),
-        server_pid: None,
+        addrs: Vec::new(),
+        server_pids: Vec::new(),
+        sources: 0,
         clients: 0,
         inflight: 0,
         duration: Duration::from_secs(10),
@@ -83,8 +97,15 @@ fn parse_opts() -> Opts {
                 }
             }
             "--scenario" => o.scenario = v,
-            "--addr" => o.addr = v.parse().expect("--addr host:port"),
-            "--server-pid" => o.server_pid = v.parse().ok(),
+            "--addr" => {
+                o.addrs = v
+                    .split(',')
+                    .map(|a| a.parse().expect("--addr host:port[,host:port…]"))
+                    .collect();
+                o.addr = o.addrs[0];
+            }
+            "--server-pid" => o.server_pids = v.split(',').filter_map(|p| p.parse().ok()).collect(),
+            "--sources" => o.sources = v.parse().expect("--sources"),
             "--clients" => o.clients = v.parse().expect("--clients"),
             "--inflight" => o.inflight = v.parse().expect("--inflight"),
             "--duration" => o.duration = Duration::from_secs_f64(v.parse().expect("--duration")),
@@ -102,7 +123,9 @@ fn parse_opts() -> Opts {
         "fanout" | "fanout-bin" => (1000, 16),
         "connect" => (10_000, 0),
         "upgrade" => (2000, 0),
-        "polling-echo" => (20, 10),
+        "polling-echo" => (200, 10),
+        "cluster" => (1000, 16),
+        "idle" => (100_000, 0),
         "churn" => (10_000, 64),
         s => panic!("unknown scenario {s}"),
     };
@@ -111,6 +134,12 @@ fn parse_opts() -> Opts {
     }
     if o.inflight == 0 {
         o.inflight = inflight;
+    }
+    if o.addrs.is_empty() {
+        o.addrs.push(o.addr);
+    }
+    if o.sources == 0 {
+        o.sources = o.clients.div_ceil(25_000);
     }
     o
 }
@@ -156,9 +185,27 @@ struct CpuSample {
     at: Instant,
 }
 
+/// The summed RSS of the server processes, in KiB.
+fn server_rss_kib(opts: &Opts) -> f64 {
+    if opts.server_pids.is_empty() {
+        return f64::NAN;
+    }
+    opts.server_pids
+        .iter()
+        .map(|p| rss_kib(&p.to_string()))
+        .sum()
+}
+
 fn sample(opts: &Opts) -> CpuSample {
     CpuSample {
-        server: opts.server_pid.map_or(f64::NAN, |p| cpu_us(&p.to_string())),
+        server: if opts.server_pids.is_empty() {
+            f64::NAN
+        } else {
+            opts.server_pids
+                .iter()
+                .map(|p| cpu_us(&p.to_string()))
+                .sum()
+        },
         me: cpu_us("self"),
         at: Instant::now(),
     }
@@ -188,10 +235,23 @@ fn bad(msg: &str) -> io::Error {
 impl Conn {
     async fn tcp(addr: SocketAddr) -> io::Result<Conn> {
         let s = TcpStream::connect(addr).await?;
+        Conn::with(s, 4096)
+    }
+
+    /// A connection from the loopback source address `src` with a small read buffer (it
+    /// grows when a message needs more), for many idle connections.
+    async fn tcp_from(addr: SocketAddr, src: std::net::IpAddr) -> io::Result<Conn> {
+        let sock = tokio::net::TcpSocket::new_v4()?;
+        sock.bind(SocketAddr::new(src, 0))?;
+        let s = sock.connect(addr).await?;
+        Conn::with(s, 512)
+    }
+
+    fn with(s: TcpStream, rbuf: usize) -> io::Result<Conn> {
         s.set_nodelay(true)?;
         Ok(Conn {
             s,
-            rbuf: vec![0; 4096],
+            rbuf: vec![0; rbuf],
             start: 0,
             end: 0,
             out: Vec::with_capacity(512),
@@ -723,28 +783,32 @@ async fn echo(opts: Opts) {
 
 async fn fanout(opts: Opts, binary: bool) {
     let run = Run::new();
-    let (addr, proto) = (opts.addr, opts.proto);
+    let proto = opts.proto;
+    let addrs = opts.addrs.clone();
     let conns = connected(
-        open_all(opts.clients, opts.concurrency, move |_| async move {
-            let mut c = Conn::ws(addr, ws_path(proto)).await?;
-            // Joined once an echo comes back after the join (packets are handled in order).
-            let mut probe = Template::json("42[\"echo\",", "]");
-            if proto == Proto::Sio {
-                c.sio_connect(true).await?;
-                c.push(OP_TEXT, b"42[\"join\"]");
-            } else {
-                probe = Template::json("", "");
-            }
-            let m = probe.stamp(0);
-            push_frame(&mut c.out, OP_TEXT, m);
-            c.flush().await?;
-            loop {
-                let (_, a, b) = c.next_message(proto == Proto::Sio).await?;
-                if ts_in_json(&c.rbuf[a..b]).is_some() {
-                    break;
+        open_all(opts.clients, opts.concurrency, move |i| {
+            let addr = addrs[i % addrs.len()];
+            async move {
+                let mut c = Conn::ws(addr, ws_path(proto)).await?;
+                // Joined once an echo comes back after the join (packets are handled in order).
+                let mut probe = Template::json("42[\"echo\",", "]");
+                if proto == Proto::Sio {
+                    c.sio_connect(true).await?;
+                    c.push(OP_TEXT, b"42[\"join\"]");
+                } else {
+                    probe = Template::json("", "");
                 }
+                let m = probe.stamp(0);
+                push_frame(&mut c.out, OP_TEXT, m);
+                c.flush().await?;
+                loop {
+                    let (_, a, b) = c.next_message(proto == Proto::Sio).await?;
+                    if ts_in_json(&c.rbuf[a..b]).is_some() {
+                        break;
+                    }
+                }
+                Ok(c)
             }
-            Ok(c)
         })
         .await,
     );
@@ -835,6 +899,7 @@ async fn fanout(opts: Opts, binary: bool) {
         &opts,
         &[
             ("receivers", receivers as f64),
+            ("nodes", opts.addrs.len() as f64),
             ("deliveries_per_s", n / w.secs),
             ("p50_us", pct(&h, 0.5)),
             ("p99_us", pct(&h, 0.99)),
@@ -895,8 +960,7 @@ async fn upgrade_session(addr: SocketAddr) -> io::Result<Conn> {
 
 async fn connect(opts: Opts, upgrade: bool) {
     let run = Run::new();
-    let pid = opts.server_pid.map(|p| p.to_string()).unwrap_or_default();
-    let rss_before = rss_kib(&pid);
+    let rss_before = server_rss_kib(&opts);
     let a = sample(&opts);
     let (addr, proto) = (opts.addr, opts.proto);
     let hist = Rc::new(RefCell::new(
@@ -940,7 +1004,7 @@ async fn connect(opts: Opts, upgrade: bool) {
         })
         .collect();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let rss_after = rss_kib(&pid);
+    let rss_after = server_rss_kib(&opts);
     run.stop.set(true);
     let h = hist.borrow();
     let secs = (b.at - a.at).as_secs_f64();
@@ -962,6 +1026,137 @@ async fn connect(opts: Opts, upgrade: bool) {
         &[],
     );
     for t in idle {
+        t.abort();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Scenario: idle (many idle connections in one room, then one broadcast to all of them)
+
+async fn idle(opts: Opts) {
+    let proto = opts.proto;
+    let sio = proto == Proto::Sio;
+    let sources = opts.sources.max(1);
+    let addr = opts.addr;
+    let rss_before = server_rss_kib(&opts);
+    let hist = Rc::new(RefCell::new(
+        Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap(),
+    ));
+    let h2 = hist.clone();
+    let a = sample(&opts);
+    let conns = connected(
+        open_all(opts.clients, opts.concurrency, move |i| {
+            let hist = h2.clone();
+            async move {
+                let t = Instant::now();
+                let src = std::net::Ipv4Addr::new(127, 0, 0, 1 + (i % sources) as u8);
+                let mut c = Conn::tcp_from(addr, src.into()).await?;
+                c.ws_handshake(addr, ws_path(proto)).await?;
+                // Joined once the join's ack comes back.
+                if sio {
+                    c.sio_connect(true).await?;
+                    c.push(OP_TEXT, b"421[\"join\"]");
+                } else {
+                    c.push(OP_TEXT, b"Jbench");
+                }
+                c.flush().await?;
+                loop {
+                    let (_, a, b) = c.next_message(sio).await?;
+                    if is_join_ack(&c.rbuf[a..b], sio) {
+                        break;
+                    }
+                }
+                let _ = hist.borrow_mut().record(t.elapsed().as_nanos() as u64);
+                Ok(c)
+            }
+        })
+        .await,
+    );
+    let b = sample(&opts);
+    let n = conns.len();
+    // Every connection waits for the broadcast (answering pings); the first sends it.
+    let got = Rc::new(Cell::new(0usize));
+    let last_ns = Rc::new(Cell::new(0u64));
+    let all = Rc::new(Notify::new());
+    let go = Rc::new(Notify::new());
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(n);
+    for (i, mut c) in conns.into_iter().enumerate() {
+        let (got, last_ns, all, go) = (got.clone(), last_ns.clone(), all.clone(), go.clone());
+        tasks.push(tokio::task::spawn_local(async move {
+            let r: io::Result<()> = async {
+                if i == 0 {
+                    go.notified().await;
+                    let mut tpl = if sio {
+                        Template::json("42[\"bcast\",", "]")
+                    } else {
+                        Template::json("B", "")
+                    };
+                    let m = tpl.stamp(start.elapsed().as_nanos() as u64);
+                    push_frame(&mut c.out, OP_TEXT, m);
+                    c.flush().await?;
+                }
+                loop {
+                    let (_, a, b) = c.next_message(sio).await?;
+                    if ts_in_json(&c.rbuf[a..b]).is_some() {
+                        last_ns.set(start.elapsed().as_nanos() as u64);
+                        got.set(got.get() + 1);
+                        if got.get() == n {
+                            all.notify_one();
+                        }
+                    }
+                }
+            }
+            .await;
+            if let Err(e) = r {
+                eprintln!("loadgen: idle connection {i}: {e}");
+            }
+        }));
+    }
+    // Let the server settle, then take its RSS.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_after = server_rss_kib(&opts);
+    let sent_ns = start.elapsed().as_nanos() as u64;
+    go.notify_one();
+    let reached = tokio::time::timeout(Duration::from_secs(60), all.notified())
+        .await
+        .is_ok();
+    if !reached {
+        eprintln!(
+            "loadgen: the broadcast reached {} of {n} connections in 60 s",
+            got.get()
+        );
+    }
+    let h = hist.borrow();
+    let secs = (b.at - a.at).as_secs_f64();
+    let nf = n as f64;
+    report(
+        &opts,
+        &[
+            ("connected", nf),
+            ("sources", sources as f64),
+            ("connect_secs", secs),
+            ("conns_per_s", nf / secs),
+            ("p50_us", pct(&h, 0.5)),
+            ("p99_us", pct(&h, 0.99)),
+            ("server_cpu_us_per_conn", (b.server - a.server) / nf),
+            ("rss_before_kib", rss_before),
+            ("rss_after_kib", rss_after),
+            ("rss_kib_per_conn", (rss_after - rss_before) / nf),
+            ("broadcast_reached", got.get() as f64),
+            (
+                "broadcast_all_ms",
+                if reached {
+                    (last_ns.get() - sent_ns) as f64 / 1e6
+                } else {
+                    f64::NAN
+                },
+            ),
+            ("errors", opts.clients as f64 - nf),
+        ],
+        &[],
+    );
+    for t in tasks {
         t.abort();
     }
 }
@@ -1408,7 +1603,11 @@ fn main() {
         .expect("runtime");
     let local = tokio::task::LocalSet::new();
     // Every scenario is bounded: connection set-up, warm-up and window, plus a margin.
-    let limit = opts.warmup + opts.duration + Duration::from_secs(120);
+    let mut limit = opts.warmup + opts.duration + Duration::from_secs(120);
+    if opts.scenario == "idle" {
+        // Connection set-up of 100 000 sockets takes minutes on a slow server.
+        limit += Duration::from_secs(600);
+    }
     let deadline = tokio::time::Instant::now() + limit;
     let o = opts.clone();
     let done = local.block_on(&rt, async move {
@@ -1425,6 +1624,8 @@ fn main() {
                 "upgrade" => connect(o, true).await,
                 "polling-echo" => polling_echo(o).await,
                 "churn" => churn(o).await,
+                "cluster" => fanout(o, false).await,
+                "idle" => idle(o).await,
                 s => panic!("unknown scenario {s}"),
             }
         })
