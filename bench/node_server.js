@@ -8,6 +8,8 @@
 //   bcast-room (room, payload): the payload is broadcast to that room as "bcast-room", the
 //          sender included (the rooms-churn senders are in no room)
 // Listens with a backlog of 4096, as the Rust servers. Usage: node node_server.js 127.0.0.1:3200
+// With REDIS_URL set, the node joins a cluster through @socket.io/redis-adapter (key
+// BENCH_REDIS_KEY, default "socket.io"), as the adapter's documentation sets it up.
 "use strict";
 const http = require("http");
 const { Server } = require("socket.io");
@@ -26,6 +28,17 @@ io.on("connection", (socket) => {
   socket.on("bcast", (...args) => io.to("bench").emit("bcast", ...args));
   socket.on("bcast-room", (room, payload) => io.to(room).emit("bcast-room", payload));
 });
-server.listen({ host, port: Number(port), backlog: 4096 }, () => {
-  console.log(`ready node socket.io ${require("socket.io/package.json").version} on ${host}:${port}`);
-});
+async function main() {
+  if (process.env.REDIS_URL) {
+    const { createClient } = require("redis");
+    const { createAdapter } = require("@socket.io/redis-adapter");
+    const pubClient = createClient({ url: process.env.REDIS_URL });
+    const subClient = pubClient.duplicate();
+    await Promise.all([pubClient.connect(), subClient.connect()]);
+    io.adapter(createAdapter(pubClient, subClient, { key: process.env.BENCH_REDIS_KEY || "socket.io" }));
+  }
+  server.listen({ host, port: Number(port), backlog: 4096 }, () => {
+    console.log(`ready node socket.io ${require("socket.io/package.json").version} on ${host}:${port}`);
+  });
+}
+main();

@@ -1,15 +1,25 @@
 #!/usr/bin/env bash
-# Side-by-side benchmark: tower-socketio vs Node.js socket.io v4 vs a raw tokio-tungstenite
-# server (the ceiling), in one run. See BENCHMARKS.md.
+# Side-by-side benchmark: tower-socketio vs socketioxide vs Node.js socket.io v4 vs a raw
+# tokio-tungstenite server (the ceiling), in one run. See BENCHMARKS.md.
 #
 #   scripts/bench.sh                 # full run: 3 rounds, 10 s windows
 #   scripts/bench.sh --quick         # smoke run: 1 round, short windows, fewer connections
-#   scripts/bench.sh --rounds 5 --scenarios "echo fanout"
+#   scripts/bench.sh --rounds 5 --scenarios "echo fanout" --servers "ours node raw"
 #
-# Every server runs alone on core 0 (taskset -c 0), freshly started for each scenario; the
-# load generator (examples/loadgen.rs) runs on core 1. Servers and scenarios are interleaved
-# and the order of servers rotates each round. Results: target/bench/results.jsonl and a
-# table with medians [min-max] and ratios to the raw server on stdout.
+# Servers: ours (examples/bench_value.rs, README style with Data<serde_json::Value>), typed
+# (examples/bench_typed.rs, a serde-derived struct), tuned (examples/bench_server.rs, the
+# hand-tuned server), socketioxide (bench/socketioxide, its documented style), node
+# (bench/node_server.js), raw (examples/raw_ws_server.rs). Scenarios: echo fanout fanout-bin
+# connect upgrade polling-echo churn, cluster (3 nodes on one Redis: ours with the Redis
+# adapter, Node with @socket.io/redis-adapter) and idle (100 000 idle connections from
+# several loopback source addresses, then one broadcast to all; not in the default set, ask
+# for it with --scenarios idle).
+#
+# Every server runs on core 0 (taskset -c 0; the cluster's 3 nodes share it), freshly
+# started for each scenario; the load generator (examples/loadgen.rs) runs on core 1.
+# Servers and scenarios are interleaved and the order of servers rotates each round.
+# Results: target/bench/results.jsonl and a table with medians [min-max] and ratios to the
+# raw server (to ours where raw has no row) on stdout.
 set -euo pipefail
 
 ROUNDS=3
@@ -18,17 +28,23 @@ WARMUP=2
 CONNECT_N=10000
 UPGRADE_N=2000
 CHURN_N=10000
-SCENARIOS="echo fanout fanout-bin connect upgrade polling-echo churn"
-SERVERS="ours node raw"
+POLL_N=200
+CLUSTER_N=1000
+IDLE_N=100000
+SCENARIOS="echo fanout fanout-bin connect upgrade polling-echo churn cluster"
+SERVERS="ours typed tuned socketioxide node raw"
+REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
 QUICK=0
 while [ $# -gt 0 ]; do
   case "$1" in
-    --quick) QUICK=1; ROUNDS=1; DURATION=2; WARMUP=0.5; CONNECT_N=2000; UPGRADE_N=500; CHURN_N=2000 ;;
+    --quick) QUICK=1; ROUNDS=1; DURATION=2; WARMUP=0.5; CONNECT_N=2000; UPGRADE_N=500; CHURN_N=2000
+             POLL_N=50; CLUSTER_N=200; IDLE_N=5000 ;;
+    --idle-clients) IDLE_N="$2"; shift ;;
     --rounds) ROUNDS="$2"; shift ;;
     --duration) DURATION="$2"; shift ;;
     --scenarios) SCENARIOS="$2"; shift ;;
     --servers) SERVERS="$2"; shift ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -43,42 +59,72 @@ mkdir -p "$OUT"
 RESULTS=$OUT/results.jsonl
 : > "$RESULTS"
 
-# 10 000 connections on each side.
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+# 10 000 connections on each side, and IDLE_N for the idle scenario (the server and the load
+# generator inherit this limit).
+want=$((IDLE_N + 20000))
+[ "$want" -lt 65536 ] && want=65536
+ulimit -n "$want" 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 if [ "$(ulimit -n)" -lt 12000 ]; then
   echo "warning: fd limit $(ulimit -n) is below what the connect and churn scenarios need" >&2
 fi
+case " $SCENARIOS " in *" idle "*)
+  if [ "$(ulimit -n)" -lt "$IDLE_N" ]; then
+    echo "warning: fd limit $(ulimit -n) is below the idle scenario's $IDLE_N connections" >&2
+  fi ;;
+esac
 
 echo "== building (release)"
-cargo build --release --quiet --example loadgen --example bench_server --example raw_ws_server
-if [ ! -d bench/node_modules/socket.io ]; then
+cargo build --release --quiet --example loadgen --example bench_value --example bench_typed \
+  --example bench_server --example raw_ws_server
+cargo build --release --quiet --features redis --example bench_cluster
+case " $SERVERS " in *" socketioxide "*)
+  # Its own project and lock file; the build shares our target dir's parent, not our deps.
+  (cd bench/socketioxide && CARGO_TARGET_DIR=$TARGET/socketioxide-bench cargo build --release --quiet) ;;
+esac
+SIOX=$TARGET/socketioxide-bench/release/socketioxide-bench
+if [ ! -d bench/node_modules/socket.io ] || [ ! -d bench/node_modules/@socket.io/redis-adapter ]; then
   echo "== installing bench/node_modules"
   (cd bench && { npm ci --no-audit --no-fund --silent 2>/dev/null || npm install --no-audit --no-fund --silent; })
 fi
 
-SERVER_PID=""
+SERVER_PIDS=()
 cleanup() {
-  if [ -n "$SERVER_PID" ]; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
-  fi
+  local pid
+  for pid in "${SERVER_PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  SERVER_PIDS=()
 }
 trap cleanup EXIT
 trap 'cleanup; exit 130' INT TERM
 
-# start_server NAME PORT: starts it pinned to core 0, waits (bounded) for "ready".
+# start_server NAME PORT [cluster]: starts it pinned to core 0, waits (bounded) for "ready";
+# with "cluster", a node on Redis (REDIS_URL, this run's own key prefix).
 start_server() {
-  local name=$1 port=$2 log=$OUT/server-$1.log
-  case "$name" in
-    ours) taskset -c 0 "$BIN/bench_server" "127.0.0.1:$port" > "$log" 2>&1 & ;;
-    raw) taskset -c 0 "$BIN/raw_ws_server" "127.0.0.1:$port" > "$log" 2>&1 & ;;
-    node) taskset -c 0 node bench/node_server.js "127.0.0.1:$port" > "$log" 2>&1 & ;;
-  esac
-  SERVER_PID=$!
+  local name=$1 port=$2 cluster=${3:-} log=$OUT/server-$1-$2.log pid
+  if [ -n "$cluster" ]; then
+    case "$name" in
+      ours) REDIS_URL=$REDIS_URL BENCH_REDIS_KEY=$REDIS_KEY taskset -c 0 "$BIN/bench_cluster" "127.0.0.1:$port" > "$log" 2>&1 & ;;
+      node) REDIS_URL=$REDIS_URL BENCH_REDIS_KEY=$REDIS_KEY taskset -c 0 node bench/node_server.js "127.0.0.1:$port" > "$log" 2>&1 & ;;
+      *) echo "no cluster server for $name" >&2; return 1 ;;
+    esac
+  else
+    case "$name" in
+      ours) taskset -c 0 "$BIN/bench_value" "127.0.0.1:$port" > "$log" 2>&1 & ;;
+      typed) taskset -c 0 "$BIN/bench_typed" "127.0.0.1:$port" > "$log" 2>&1 & ;;
+      tuned) taskset -c 0 "$BIN/bench_server" "127.0.0.1:$port" > "$log" 2>&1 & ;;
+      socketioxide) taskset -c 0 "$SIOX" "127.0.0.1:$port" > "$log" 2>&1 & ;;
+      raw) taskset -c 0 "$BIN/raw_ws_server" "127.0.0.1:$port" > "$log" 2>&1 & ;;
+      node) taskset -c 0 node bench/node_server.js "127.0.0.1:$port" > "$log" 2>&1 & ;;
+      *) echo "unknown server $name" >&2; return 1 ;;
+    esac
+  fi
+  pid=$!
+  SERVER_PIDS+=("$pid")
   for _ in $(seq 100); do
     grep -q '^ready' "$log" 2>/dev/null && return 0
-    kill -0 "$SERVER_PID" 2>/dev/null || break
+    kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done
   echo "server $name did not start:" >&2
@@ -88,7 +134,7 @@ start_server() {
 
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -r)"
 echo "== load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "== rustc $(rustc --version | cut -d' ' -f2), node $(node --version), socket.io $(node -p 'require("./bench/node_modules/socket.io/package.json").version')"
+echo "== rustc $(rustc --version | cut -d' ' -f2), node $(node --version), socket.io $(node -p 'require("./bench/node_modules/socket.io/package.json").version'), socketioxide $(grep -A1 '^name = "socketioxide"$' bench/socketioxide/Cargo.lock | sed -n 's/version = "\(.*\)"/\1/p')"
 
 # Below the ephemeral port range (32768+), so no client socket holds our next port.
 PORT=21000
@@ -102,20 +148,40 @@ for round in $(seq "$ROUNDS"); do
       proto=sio
       if [ "$server" = raw ]; then
         proto=raw
-        # No Engine.IO handshake or polling in the raw server.
-        case "$scenario" in upgrade|polling-echo) continue ;; esac
+        # No Engine.IO handshake or polling in the raw server, and no cluster.
+        case "$scenario" in upgrade|polling-echo|cluster) continue ;; esac
       fi
-      PORT=$((PORT + 1))
-      if ! start_server "$server" "$PORT"; then cleanup; continue; fi
       extra=()
-      case "$scenario" in
-        connect) extra=(--clients "$CONNECT_N") ;;
-        upgrade) extra=(--clients "$UPGRADE_N") ;;
-        churn) extra=(--clients "$CHURN_N") ;;
-      esac
+      if [ "$scenario" = cluster ]; then
+        # Our Redis adapter vs Node's; socketioxide's Redis adapter is another crate, not
+        # built here.
+        case "$server" in ours|node) ;; *) continue ;; esac
+        REDIS_KEY=bench-$$-$round-$server
+        addrs="" pids=""
+        for _ in 1 2 3; do
+          PORT=$((PORT + 1))
+          start_server "$server" "$PORT" cluster || break
+          addrs+="${addrs:+,}127.0.0.1:$PORT"
+        done
+        if [ "${#SERVER_PIDS[@]}" -ne 3 ]; then cleanup; continue; fi
+        pids=$(IFS=,; echo "${SERVER_PIDS[*]}")
+        extra=(--clients "$CLUSTER_N")
+      else
+        PORT=$((PORT + 1))
+        if ! start_server "$server" "$PORT"; then cleanup; continue; fi
+        addrs=127.0.0.1:$PORT
+        pids=${SERVER_PIDS[0]}
+        case "$scenario" in
+          connect) extra=(--clients "$CONNECT_N") ;;
+          upgrade) extra=(--clients "$UPGRADE_N") ;;
+          churn) extra=(--clients "$CHURN_N") ;;
+          polling-echo) extra=(--clients "$POLL_N") ;;
+          idle) extra=(--clients "$IDLE_N") ;;
+        esac
+      fi
       printf '   round %s %-13s %-5s ' "$round" "$scenario" "$server"
-      line=$(timeout 240 taskset -c 1 "$BIN/loadgen" --proto "$proto" --scenario "$scenario" \
-        --addr "127.0.0.1:$PORT" --server-pid "$SERVER_PID" \
+      line=$(timeout 900 taskset -c 1 "$BIN/loadgen" --proto "$proto" --scenario "$scenario" \
+        --addr "$addrs" --server-pid "$pids" \
         --duration "$DURATION" --warmup "$WARMUP" "${extra[@]}" 2> "$OUT/loadgen.err" \
         | grep '^RESULT ' || true)
       cleanup
@@ -143,9 +209,11 @@ metrics = {
     "connect": ["conns_per_s", "p50_us", "p99_us", "server_cpu_us_per_conn", "rss_kib_per_conn", "loadgen_cpu_pct"],
     "upgrade": ["conns_per_s", "p50_us", "p99_us", "server_cpu_us_per_conn", "rss_kib_per_conn", "loadgen_cpu_pct"],
     "polling-echo": ["msgs_per_s", "p50_us", "p99_us", "server_cpu_us_per_msg", "server_cpu_pct", "loadgen_cpu_pct"],
+    "cluster": ["deliveries_per_s", "p50_us", "p99_us", "server_cpu_us_per_delivery", "server_cpu_pct", "loadgen_cpu_pct"],
+    "idle": ["connected", "connect_secs", "conns_per_s", "p99_us", "server_cpu_us_per_conn", "rss_kib_per_conn", "broadcast_all_ms"],
     "churn": ["join_leave_per_s", "broadcasts_per_s", "deliveries_per_s", "p50_us", "p99_us", "move_p99_us", "server_cpu_us_per_op", "server_cpu_pct", "loadgen_cpu_pct"],
 }
-servers = ["ours", "node", "raw"]
+order = ["ours", "typed", "tuned", "socketioxide", "node", "raw"]
 
 def fmt(v):
     if v is None:
@@ -171,8 +239,11 @@ for sc, ms in metrics.items():
               f"{r0['target_join_leave_per_s']:,.0f} join+leave/s, {r0['target_broadcasts_per_s']:,.0f} broadcasts/s)\n")
     else:
         print(f"\n### {sc} ({r0['clients']} clients" + (f", {r0['inflight']} in flight" if r0["inflight"] else "") + ")\n")
-    print("| metric | ours | node | raw | ours/raw | node/raw | ours/node |")
-    print("|---|---|---|---|---|---|---|")
+    servers = [s for s in order if any(r["server"] == s for r in sel)]
+    base = "raw" if "raw" in servers else "ours"
+    others = [s for s in servers if s != base]
+    print("| metric | " + " | ".join(servers) + " | " + " | ".join(f"{s}/{base}" for s in others) + " |")
+    print("|---" * (1 + len(servers) + len(others)) + "|")
     for m in ms:
         cells, med = [], {}
         for s in servers:
@@ -182,6 +253,6 @@ for sc, ms in metrics.items():
             med[s] = v
         def ratio(a, b):
             return f"{med[a] / med[b]:.2f}x" if med.get(a) and med.get(b) else "-"
-        print(f"| {m} | " + " | ".join(cells) + f" | {ratio('ours','raw')} | {ratio('node','raw')} | {ratio('ours','node')} |")
+        print(f"| {m} | " + " | ".join(cells) + " | " + " | ".join(ratio(s, base) for s in others) + " |")
 print("\nmedian [min-max] over rounds; loadgen_cpu_pct is the load generator's own core (100 = saturated).")
 EOF
