@@ -8,11 +8,12 @@
 //!
 //! ```text
 //! loadgen --proto sio|raw
-//!         --scenario echo|fanout|fanout-bin|connect|upgrade|polling-echo|churn|cluster|idle
+//!         --scenario echo|fanout|fanout-bin|connect|upgrade|polling-echo|churn|cluster|idle|echo-count
 //!         --addr 127.0.0.1:3100[,127.0.0.1:3101,…] [--server-pid PID[,PID…]]
 //!         [--clients N] [--inflight K] [--duration SECS] [--warmup SECS] [--concurrency C]
 //!         [--rate OPS_PER_S] [--bcast-rate PER_S] [--senders S]     (churn)
 //!         [--sources S]                                             (idle)
+//!         [--count N]                                               (echo-count)
 //! ```
 //! `cluster` is `fanout` over several server processes (one address and pid each, joined by
 //! an adapter): the receivers are spread round-robin, the sender is on the first; CPU is
@@ -53,6 +54,8 @@ struct Opts {
     addrs: Vec<SocketAddr>,
     /// Every server process: CPU and RSS are summed over them.
     server_pids: Vec<u32>,
+    /// echo-count: the number of echoes.
+    count: usize,
     /// idle: the loopback source addresses to connect from (0: one per 25 000 clients).
     sources: usize,
     clients: usize,
@@ -76,6 +79,7 @@ fn parse_opts() -> Opts {
         addrs: Vec::new(),
         server_pids: Vec::new(),
         sources: 0,
+        count: 1000,
         clients: 0,
         inflight: 0,
         duration: Duration::from_secs(10),
@@ -106,6 +110,7 @@ fn parse_opts() -> Opts {
             }
             "--server-pid" => o.server_pids = v.split(',').filter_map(|p| p.parse().ok()).collect(),
             "--sources" => o.sources = v.parse().expect("--sources"),
+            "--count" => o.count = v.parse().expect("--count"),
             "--clients" => o.clients = v.parse().expect("--clients"),
             "--inflight" => o.inflight = v.parse().expect("--inflight"),
             "--duration" => o.duration = Duration::from_secs_f64(v.parse().expect("--duration")),
@@ -126,6 +131,7 @@ fn parse_opts() -> Opts {
         "polling-echo" => (200, 10),
         "cluster" => (1000, 16),
         "idle" => (100_000, 0),
+        "echo-count" => (1, 1),
         "churn" => (10_000, 64),
         s => panic!("unknown scenario {s}"),
     };
@@ -1031,6 +1037,46 @@ async fn connect(opts: Opts, upgrade: bool) {
 }
 
 // ---------------------------------------------------------------------------------------
+// Scenario: echo-count (exactly `--count` echoes, one at a time, for instruction counts)
+
+/// One connection sends exactly `count` echo messages, each after the previous reply, then
+/// exits: two runs with different counts under `valgrind --tool=callgrind` give the server's
+/// instructions per echoed message (scripts/callgrind-echo.sh).
+async fn echo_count(opts: Opts) {
+    let proto = opts.proto;
+    let sio = proto == Proto::Sio;
+    let r: io::Result<()> = async {
+        let mut c = Conn::ws(opts.addr, ws_path(proto)).await?;
+        if sio {
+            c.sio_connect(true).await?;
+        }
+        let mut tpl = if sio {
+            Template::json("42[\"echo\",", "]")
+        } else {
+            Template::json("", "")
+        };
+        for i in 0..opts.count {
+            let m = tpl.stamp(i as u64);
+            push_frame(&mut c.out, OP_TEXT, m);
+            c.flush().await?;
+            loop {
+                let (_, a, b) = c.next_message(sio).await?;
+                if ts_in_json(&c.rbuf[a..b]).is_some() {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = r {
+        eprintln!("loadgen: echo-count: {e}");
+        std::process::exit(1);
+    }
+    report(&opts, &[("echoed", opts.count as f64)], &[]);
+}
+
+// ---------------------------------------------------------------------------------------
 // Scenario: idle (many idle connections in one room, then one broadcast to all of them)
 
 async fn idle(opts: Opts) {
@@ -1626,6 +1672,7 @@ fn main() {
                 "churn" => churn(o).await,
                 "cluster" => fanout(o, false).await,
                 "idle" => idle(o).await,
+                "echo-count" => echo_count(o).await,
                 s => panic!("unknown scenario {s}"),
             }
         })
