@@ -51,45 +51,6 @@ async fn emitter(url: &str, key: &str) -> Emitter {
     .expect("emitter connects")
 }
 
-// ---- Byte for byte --------------------------------------------------------------------
-
-/// Every kind of call, with arguments that exercise every msgpack width and JSON escape.
-fn byte_calls() -> String {
-    let long: String = "abcdefghij🎉".repeat(30);
-    let array: Vec<u32> = (0..20).collect();
-    let object: String = (0..20)
-        .rev()
-        .map(|i| format!("\"k{i}\":{i}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    let bin300: Vec<u32> = (0..300).map(|i| i % 256).collect();
-    format!(
-        r#"[
-        {{"op":"emit","event":"plain","args":[]}},
-        {{"op":"emit","event":"one","args":["hello"]}},
-        {{"op":"emit","event":"multi","args":[1,"two",{{"zeta":[1,2.5,null,true],"alpha":"x"}},false,-3,-200,300,70000,-40000,4294967296,-4294967296,1.5,0.1,2.0]}},
-        {{"op":"emit","event":"bin","args":[{{"$bin":[1,2,3]}},{{"file":{{"$bin":[255,0]}},"name":"f.bin"}}]}},
-        {{"op":"emit","event":"big","args":["{long}",{array:?},{{{object}}},{{"$bin":{bin300:?}}}]}},
-        {{"op":"emit","event":"ünï","args":["日本語 ✓","quote\" back\\ nl\n ctl\u0001 del\u007f \u2028"]}},
-        {{"to":["r1"],"op":"emit","event":"room","args":[1]}},
-        {{"to":[["r1","r2"]],"op":"emit","event":"rooms","args":[2]}},
-        {{"to":["r1","r1"],"op":"emit","event":"dup","args":[3]}},
-        {{"to":["r1"],"except":[["r2","r3"]],"op":"emit","event":"except","args":[4]}},
-        {{"except":["r2"],"op":"emit","event":"except-only","args":[]}},
-        {{"nsp":"/chat","op":"emit","event":"chat","args":["c"]}},
-        {{"nsp":"admin","to":["x"],"op":"emit","event":"noslash","args":[]}},
-        {{"op":"join","rooms":["r9"]}},
-        {{"to":["r1"],"op":"join","rooms":["a","b"]}},
-        {{"except":["x"],"op":"leave","rooms":["r1"]}},
-        {{"op":"disconnect","close":false}},
-        {{"to":["r1"],"except":["r2"],"op":"disconnect","close":true}},
-        {{"nsp":"/chat","op":"sse","event":"hello","args":[1,{{"b":"c","a":[2,0.5]}}]}},
-        {{"op":"sse","event":"esc","args":["quote\" back\\ nl\n ctl\u0001 del\u007f ü 🎉 \u2028"]}},
-        {{"op":"sse","event":"bin","args":[{{"$bin":[1,2]}}]}}
-    ]"#
-    )
-}
-
 /// Subscribes to every channel of `key` and returns the next `n` messages (channel, bytes).
 struct Capture {
     rx: tokio::sync::mpsc::UnboundedReceiver<(String, Vec<u8>)>,
@@ -147,7 +108,7 @@ async fn publishes_the_bytes_of_node_redis_emitter() {
         return;
     };
     let key = unique_key();
-    let calls_text = byte_calls();
+    let calls_text = emitter_support::every_call_kind();
     let calls = parse_calls(&calls_text);
     let mut capture = Capture::start(&url, &key).await;
 
