@@ -9,13 +9,20 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 const RANDOM_BYTES: usize = 16;
 /// Length of the URL-safe base64 text of [`RANDOM_BYTES`] bytes, without padding.
 const LEN: usize = 22;
+/// Length of the ids the Node.js server draws (15 random bytes in base64): a socket id saved
+/// by a Node server of a cluster (connection state recovery) must keep its exact text here.
+const NODE_LEN: usize = 20;
 
 /// A session or socket id: 128 bits from the operating system's secure random source,
-/// written as 22 URL-safe base64 characters.
+/// written as 22 URL-safe base64 characters. Parsing also accepts the 20-character ids of
+/// the Node.js server, so a socket id another server of a cluster gave out can be kept.
 ///
 /// It is `Copy` and compares as bytes, so it is cheap to use as a map key.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Sid([u8; LEN]);
+pub struct Sid {
+    bytes: [u8; LEN],
+    len: u8,
+}
 
 impl Sid {
     /// Draws a fresh random id from the thread's cryptographically secure generator
@@ -30,14 +37,18 @@ impl Sid {
             .encode_slice(raw, &mut out)
             .expect("22 bytes hold 16 encoded bytes"); // ok: fixed sizes
         debug_assert_eq!(n, LEN);
-        Sid(out)
+        Sid {
+            bytes: out,
+            len: LEN as u8,
+        }
     }
 
-    /// Parses an id received from a client. Anything that is not 22 URL-safe base64
-    /// characters is refused, so unknown ids never need a map lookup.
+    /// Parses an id received from a client or another server. Anything that is not 22 (ours)
+    /// or 20 (Node's) URL-safe base64 characters is refused, so malformed ids never need a
+    /// map lookup.
     pub fn parse(s: &str) -> Option<Self> {
         let b = s.as_bytes();
-        if b.len() != LEN
+        if (b.len() != LEN && b.len() != NODE_LEN)
             || !b
                 .iter()
                 .all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_')
@@ -45,13 +56,17 @@ impl Sid {
             return None;
         }
         let mut out = [0u8; LEN];
-        out.copy_from_slice(b);
-        Some(Sid(out))
+        out[..b.len()].copy_from_slice(b);
+        Some(Sid {
+            bytes: out,
+            len: b.len() as u8,
+        })
     }
 
     /// The id as text.
     pub fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.0).expect("sid is ASCII") // ok: base64 alphabet
+        // ok: only base64 alphabet bytes are ever stored, and `len` is 20 or 22.
+        std::str::from_utf8(&self.bytes[..self.len as usize]).expect("sid is ASCII")
     }
 }
 
@@ -110,5 +125,13 @@ mod tests {
         assert!(Sid::parse("abc").is_none());
         assert!(Sid::parse("aaaaaaaaaaaaaaaaaaaaa/").is_none());
         assert!(Sid::parse("aaaaaaaaaaaaaaaaaaaaaaa").is_none());
+        assert!(Sid::parse("aaaaaaaaaaaaaaaaaaaaa").is_none());
+    }
+
+    #[test]
+    fn keeps_node_ids() {
+        let node = Sid::parse("UyXb7GPbYYoXfF-eAAAA").expect("a Node socket id");
+        assert_eq!(node.as_str(), "UyXb7GPbYYoXfF-eAAAA");
+        assert_ne!(Sid::parse("UyXb7GPbYYoXfF-eAAAAAA"), Some(node));
     }
 }
