@@ -5,11 +5,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use redis::AsyncCommands;
 use rmpv::Value;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
+use super::pubsub::{Subscriber, Subscription};
 use super::{NsState, RedisAdapter, RedisAdapterConfig};
 use crate::adapter::{
     AdapterError, AdapterFactory, BroadcastOptions, LocalAdapter, LocalNamespace,
@@ -38,10 +38,8 @@ pub(super) struct LinkInner {
     pub(super) config: RedisAdapterConfig,
     conn: redis::aio::ConnectionManager,
     namespaces: Mutex<HashMap<String, Arc<NsState>>>,
-    /// New namespaces for the subscriber task.
-    subscribe_tx: mpsc::UnboundedSender<Arc<NsState>>,
-    /// Namespaces registered, and namespaces subscribed at least once.
-    progress: watch::Sender<(usize, usize)>,
+    /// The subscriber connection.
+    subscriber: Subscriber,
     /// Answers this server sends, in order, from one task.
     answer_tx: mpsc::UnboundedSender<(String, Vec<u8>)>,
 }
@@ -113,23 +111,22 @@ impl RedisLink {
             redis::cmd("PING").query_async::<()>(&mut ping),
         )
         .await?;
-        let (subscribe_tx, subscribe_rx) = mpsc::unbounded_channel();
         let (answer_tx, answer_rx) = mpsc::unbounded_channel();
-        let inner = Arc::new(LinkInner {
-            config,
-            conn: conn.clone(),
-            namespaces: Mutex::new(HashMap::new()),
-            subscribe_tx,
-            progress: watch::channel((0, 0)).0,
-            answer_tx,
+        let inner = Arc::new_cyclic(|link: &std::sync::Weak<LinkInner>| {
+            let link = link.clone();
+            LinkInner {
+                config,
+                conn: conn.clone(),
+                namespaces: Mutex::new(HashMap::new()),
+                subscriber: Subscriber::spawn(client, first, move |channel, payload| {
+                    if let Some(inner) = link.upgrade() {
+                        handle(&inner, channel, payload);
+                    }
+                }),
+                answer_tx,
+            }
         });
         tokio::spawn(answers(conn, answer_rx));
-        tokio::spawn(subscriber(
-            client,
-            first,
-            Arc::downgrade(&inner),
-            subscribe_rx,
-        ));
         Ok(Self { inner })
     }
 
@@ -155,17 +152,21 @@ impl RedisLink {
     /// Waits until every namespace created so far is subscribed: call it before accepting
     /// clients, so this server counts in the cluster from its first socket on.
     pub async fn wait_subscribed(&self) {
-        let mut rx = self.inner.progress.subscribe();
-        let _ = rx.wait_for(|(registered, done)| done >= registered).await;
+        self.inner.subscriber.wait_subscribed().await;
     }
 }
 
 impl LinkInner {
     pub(super) fn register(&self, ns: Arc<NsState>) {
         self.lock().insert(ns.nsp.clone(), ns.clone());
-        self.progress
-            .send_modify(|(registered, _)| *registered += 1);
-        let _ = self.subscribe_tx.send(ns);
+        self.subscriber.add(Subscription {
+            patterns: vec![format!("{}*", ns.channels.broadcast)],
+            channels: vec![
+                ns.channels.request.clone(),
+                ns.channels.response.clone(),
+                ns.channels.own_response.clone(),
+            ],
+        });
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<NsState>>> {
@@ -211,92 +212,6 @@ async fn answers(
         let mut conn = conn.clone();
         if let Err(e) = conn.publish::<_, _, ()>(&channel, bytes).await {
             tracing::warn!(%channel, error = %e, "redis answer not published");
-        }
-    }
-}
-
-async fn subscribe_ns(sink: &mut redis::aio::PubSubSink, ns: &NsState) -> redis::RedisResult<()> {
-    sink.psubscribe(format!("{}*", ns.channels.broadcast))
-        .await?;
-    sink.subscribe(&[
-        ns.channels.request.as_str(),
-        ns.channels.response.as_str(),
-        ns.channels.own_response.as_str(),
-    ])
-    .await
-}
-
-/// The subscriber connection: subscribes every namespace, dispatches messages, and after an
-/// outage reconnects with backoff and subscribes everything again.
-async fn subscriber(
-    client: redis::Client,
-    first: redis::aio::PubSub,
-    link: std::sync::Weak<LinkInner>,
-    mut new_ns: mpsc::UnboundedReceiver<Arc<NsState>>,
-) {
-    let mut subscribed: Vec<Arc<NsState>> = Vec::new();
-    let mut next = Some(first);
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let pubsub = match next.take() {
-            Some(p) => p,
-            None => {
-                tokio::time::sleep(backoff).await;
-                if link.strong_count() == 0 {
-                    return;
-                }
-                match client.get_async_pubsub().await {
-                    Ok(p) => p,
-                    Err(e) => {
-                        tracing::warn!(error = %e, ?backoff, "redis subscriber: cannot reconnect yet");
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
-                        continue;
-                    }
-                }
-            }
-        };
-        let (mut sink, mut stream) = pubsub.split();
-        let mut renewed = true;
-        for ns in &subscribed {
-            if let Err(e) = subscribe_ns(&mut sink, ns).await {
-                tracing::warn!(error = %e, "redis resubscribe failed");
-                renewed = false;
-                break;
-            }
-        }
-        if !renewed {
-            continue;
-        }
-        if backoff > Duration::from_millis(100) || !subscribed.is_empty() {
-            tracing::info!(
-                namespaces = subscribed.len(),
-                "redis subscriber connected and subscribed"
-            );
-        }
-        backoff = Duration::from_millis(100);
-        loop {
-            tokio::select! {
-                msg = stream.next() => {
-                    let Some(msg) = msg else {
-                        tracing::warn!("redis subscriber connection lost; local sockets keep being served");
-                        break;
-                    };
-                    let Some(inner) = link.upgrade() else { return };
-                    handle(&inner, msg.get_channel_name(), msg.get_payload_bytes());
-                }
-                ns = new_ns.recv() => {
-                    let Some(ns) = ns else { return };
-                    let result = subscribe_ns(&mut sink, &ns).await;
-                    subscribed.push(ns);
-                    if let Some(inner) = link.upgrade() {
-                        inner.progress.send_modify(|(_, done)| *done += 1);
-                    }
-                    if let Err(e) = result {
-                        tracing::warn!(error = %e, "redis subscribe failed");
-                        break;
-                    }
-                }
-            }
         }
     }
 }

@@ -23,6 +23,7 @@
 //! Sharded pub/sub (`createShardedAdapter`) is a different protocol and is not spoken here.
 
 mod link;
+mod pubsub;
 
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
