@@ -456,6 +456,10 @@ impl LocalNamespace for Namespace {
         self.adapter.rooms()
     }
 
+    fn recovery(&self) -> Option<crate::adapter::RecoveryConfig> {
+        self.shared.config.recovery
+    }
+
     fn server_event(
         &self,
         event: &str,

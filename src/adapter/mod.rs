@@ -147,6 +147,11 @@ pub trait LocalNamespace: Send + Sync + 'static {
         self.server_event(event, args, Some(tx));
         Box::pin(async move { rx.await.ok() })
     }
+    /// The connection state recovery settings of the server, `None` when it is off: a
+    /// cluster adapter that keeps sessions and offsets itself (Redis Streams) needs them.
+    fn recovery(&self) -> Option<RecoveryConfig> {
+        None
+    }
 }
 
 /// Keeps room membership for one namespace, finds the sockets a broadcast reaches, and
