@@ -24,6 +24,8 @@
 
 mod link;
 mod pubsub;
+#[cfg(feature = "redis-streams")]
+pub mod streams;
 
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
