@@ -743,4 +743,235 @@ async fn mixed_streams_cluster_with_node() {
         .map(|v| v.expect("a string answer"))
         .collect::<Vec<_>>();
     assert_eq!(answers, vec!["pong from rust2: alone"]);
+    let _: () = redis::cmd("DEL")
+        .arg(&name)
+        .query_async(&mut redis_conn(&url).await)
+        .await
+        .expect("del");
+}
+
+/// Starts a private redis-server on `port`; `None` if there is no redis-server binary.
+async fn private_redis(test: &str, port: u16) -> Option<Child> {
+    let bin = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).is_file());
+    let Some(bin) = bin else {
+        return common::missing_service(test, "the redis-server binary");
+    };
+    let child = tokio::process::Command::new(bin)
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start redis-server");
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return Some(child);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("redis-server on {port} did not start");
+}
+
+/// A socket.io-client on `url` whose output lines are read by the test.
+struct Listener {
+    _child: Child,
+    lines: Lines<BufReader<ChildStdout>>,
+}
+
+impl Listener {
+    async fn start(node: &common::Node, url: &str) -> Self {
+        let mut child = tokio::process::Command::new(&node.bin)
+            .arg(common::clients_dir().join("streams/listen.mjs"))
+            .arg(url)
+            .current_dir(common::clients_dir())
+            .env("NODE_PATH", &node.modules)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start node");
+        let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let mut l = Self {
+            _child: child,
+            lines,
+        };
+        assert_eq!(l.next().await, "READY");
+        l
+    }
+
+    async fn next(&mut self) -> String {
+        common::within(
+            Duration::from_secs(15),
+            "listener output",
+            self.lines.next_line(),
+        )
+        .await
+        .expect("read")
+        .expect("listener ended")
+    }
+
+    /// Reads ticks until `tick <n>`; any disconnection fails the test.
+    async fn until_tick(&mut self, n: u64) {
+        loop {
+            let line = self.next().await;
+            assert!(line.starts_with("tick "), "{line}");
+            if line == format!("tick {n}") {
+                return;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_survive_a_redis_restart() {
+    let test = "streams_survive_a_redis_restart";
+    let Some(node) = common::node(test, "socket.io-client") else {
+        return;
+    };
+    // A private Redis: the shared one is never restarted.
+    let port = 17_379 + (std::process::id() % 1000) as u16;
+    let Some(mut redis) = private_redis(test, port).await else {
+        return;
+    };
+    let url = format!("redis://127.0.0.1:{port}");
+    let name = unique();
+    let r1 = rust_node(&url, config(&name), "rust1").await;
+    let r2 = rust_node(&url, config(&name), "rust2").await;
+    let mut listener = Listener::start(&node, &r2.server.base_url()).await;
+    let main1 = || r1.io.of("/").expect("ns");
+    main1()
+        .emit("tick", &1)
+        .await
+        .expect("emit before the outage");
+    listener.until_tick(1).await;
+
+    // Redis goes away: cluster emits fail clearly, the servers keep their clients.
+    redis.kill().await.expect("kill redis");
+    let _ = redis.wait().await;
+    eventually("emits fail without redis", || async {
+        main1().emit("tick", &2).await.is_err()
+    })
+    .await;
+    assert!(
+        r1.io.server_count().await.is_err(),
+        "a request without redis must fail"
+    );
+    assert_eq!(r2.io.sockets().len(), 1, "local sockets kept");
+
+    // Redis is back (empty): every connection comes back, the readers read on, and
+    // broadcasts reach the client again, which never lost its connection.
+    let _redis = private_redis(test, port).await.expect("restart redis");
+    eventually("the cluster is back", || async {
+        main1().emit("tick", &3).await.is_ok() && r1.io.server_count().await.ok() == Some(2)
+    })
+    .await;
+    main1()
+        .emit("tick", &1000)
+        .await
+        .expect("emit after recovery");
+    listener.until_tick(1000).await;
+    assert_eq!(r2.io.sockets().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_skip_bad_entries_and_stay_capped() {
+    let test = "streams_skip_bad_entries_and_stay_capped";
+    let Some(url) = redis_url(test).await else {
+        return;
+    };
+    let Some(node) = common::node(test, "socket.io-client") else {
+        return;
+    };
+    let name = unique();
+    let max_len = 50;
+    let cfg = RedisStreamsConfig {
+        max_len,
+        ..config(&name)
+    };
+    let r1 = rust_node(&url, cfg.clone(), "rust1").await;
+    let r2 = rust_node(&url, cfg, "rust2").await;
+    let mut listener = Listener::start(&node, &r2.server.base_url()).await;
+    let main1 = || r1.io.of("/").expect("ns");
+
+    // Entries no server can use, written straight to the stream: each is logged and
+    // skipped, and the readers go on.
+    let mut conn = redis_conn(&url).await;
+    let bad: [&[(&str, &str)]; 6] = [
+        &[
+            ("uid", "x"),
+            ("nsp", "/"),
+            ("type", "3"),
+            ("data", "!!not base64!!"),
+        ],
+        &[
+            ("uid", "x"),
+            ("nsp", "/"),
+            ("type", "3"),
+            ("data", "{not json"),
+        ],
+        &[
+            ("uid", "x"),
+            ("nsp", "/"),
+            ("type", "3"),
+            ("data", r#"{"packet":5}"#),
+        ],
+        &[
+            ("uid", "x"),
+            ("nsp", "/"),
+            ("type", "three"),
+            ("data", "{}"),
+        ],
+        &[
+            ("uid", "x"),
+            ("nsp", "/"),
+            ("type", "3"),
+            ("data", "gqZwYWNr"),
+        ],
+        &[("garbage", "only")],
+    ];
+    for fields in bad {
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(&name).arg("*");
+        for (k, v) in fields {
+            cmd.arg(*k).arg(*v);
+        }
+        let _: String = cmd.query_async(&mut conn).await.expect("xadd");
+    }
+    main1()
+        .emit("tick", &1)
+        .await
+        .expect("emit after bad entries");
+    listener.until_tick(1).await;
+
+    // The stream stays about `max_len` long (trimming is approximate: whole macro nodes of
+    // 100 entries go at once).
+    for i in 2..=400u64 {
+        main1().emit("tick", &i).await.expect("emit");
+    }
+    listener.until_tick(400).await;
+    let len: usize = redis::cmd("XLEN")
+        .arg(&name)
+        .query_async(&mut conn)
+        .await
+        .expect("xlen");
+    assert!(len <= max_len + 100, "stream not capped: {len} entries");
+    let _: () = redis::cmd("DEL")
+        .arg(&name)
+        .query_async(&mut conn)
+        .await
+        .expect("del");
 }
