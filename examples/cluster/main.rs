@@ -10,6 +10,15 @@
 //! `@socket.io/redis-adapter` (key `socket.io`) or `@socket.io/postgres-adapter` (channel
 //! prefix `socket.io`) can join the same cluster.
 //!
+//! `cargo run --example cluster --features redis-streams -- 3 streams` (or `ADAPTER=streams`)
+//! joins them through a Redis stream instead (`@socket.io/redis-streams-adapter`, stream and
+//! channel prefix `socket.io-streams`, so it never meets a classic cluster on the same
+//! Redis), with connection state recovery across servers: a browser that loses its server
+//! and comes back through another one keeps its socket id and rooms, and gets every message
+//! it missed. (Only [`SocketData`](tower_socketio::SocketData) crosses servers with a
+//! session; this chat keeps its nickname in a typed extension, which stays on the server
+//! that set it.)
+//!
 //! Nicknames are checked per server in this demo (the check is the app's state, not
 //! the adapter's).
 
@@ -35,6 +44,19 @@ async fn adapter(
             let link = RedisLink::connect(&url, RedisAdapterConfig::default()).await?;
             Ok((link.factory(), Box::new(link)))
         }
+        #[cfg(feature = "redis-streams")]
+        "streams" => {
+            use tower_socketio::adapter::redis::streams::{RedisStreamsConfig, RedisStreamsLink};
+            let url =
+                std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+            let config = RedisStreamsConfig {
+                stream_name: "socket.io-streams".into(),
+                channel_prefix: "socket.io-streams".into(),
+                ..RedisStreamsConfig::default()
+            };
+            let link = RedisStreamsLink::connect(&url, config).await?;
+            Ok((link.factory(), Box::new(link)))
+        }
         #[cfg(feature = "postgres")]
         "postgres" => {
             use tower_socketio::adapter::postgres::{PostgresAdapterConfig, PostgresLink};
@@ -44,7 +66,7 @@ async fn adapter(
             Ok((link.factory(), Box::new(link)))
         }
         other => Err(format!(
-            "adapter {other:?} is not available: build with --features redis or --features postgres"
+            "adapter {other:?} is not available: build with --features redis, redis-streams or postgres"
         )
         .into()),
     }
@@ -54,6 +76,12 @@ async fn adapter(
 async fn wait_ready(link: &(dyn std::any::Any + Send)) {
     #[cfg(feature = "redis")]
     if let Some(link) = link.downcast_ref::<tower_socketio::adapter::redis::RedisLink>() {
+        link.wait_subscribed().await;
+    }
+    #[cfg(feature = "redis-streams")]
+    if let Some(link) =
+        link.downcast_ref::<tower_socketio::adapter::redis::streams::RedisStreamsLink>()
+    {
         link.wait_subscribed().await;
     }
     #[cfg(feature = "postgres")]
