@@ -18,3 +18,5 @@ pub(crate) mod postgres;
 pub(crate) mod postgres_conn;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
+#[cfg(feature = "redis-streams")]
+pub(crate) mod redis_streams;

@@ -10,11 +10,11 @@ use rmpv::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use super::super::pubsub::{Subscriber, Subscription};
-use super::wire::{self, Message, stream_entries};
 use super::{NsState, RedisStreamsAdapter, RedisStreamsConfig};
 use crate::adapter::{
     AdapterError, AdapterFactory, BroadcastOptions, LocalAdapter, LocalNamespace,
 };
+use crate::cluster::redis_streams::{self as wire, Message, stream_entries};
 use crate::cluster::values;
 use crate::engine::Sid;
 use crate::parser::EventPacket;

@@ -46,7 +46,6 @@
 
 mod link;
 mod session;
-mod wire;
 
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
@@ -61,6 +60,7 @@ use crate::adapter::{
     AckStream, Adapter, AdapterError, BoxFuture, BroadcastOptions, LocalAdapter, LocalNamespace,
     PersistedSession, RestoredSession, Room, SocketInfo,
 };
+use crate::cluster::redis_streams as wire;
 use crate::cluster::requests::Pending;
 use crate::cluster::values::{ack_args, opts_value};
 use crate::engine::Sid;

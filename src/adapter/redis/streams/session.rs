@@ -10,9 +10,9 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use rmpv::Value;
 
 use super::link::LinkInner;
-use super::wire::{self, Message, entries};
 use crate::SocketData;
 use crate::adapter::{LocalNamespace, PersistedSession, RestoredSession, Room};
+use crate::cluster::redis_streams::{self as wire, Message, entries};
 use crate::cluster::values;
 use crate::engine::Sid;
 use crate::extensions::Extensions;

@@ -1,5 +1,6 @@
 //! The wire format of npm's `@socket.io/redis-streams-adapter` 0.3 (see
-//! `docs/redis-streams-protocol.md`).
+//! `docs/redis-streams-protocol.md`), for the Streams adapter and anything else that writes
+//! to or reads from the stream.
 //!
 //! Every message is `{type, data, uid, nsp}`, `type` as in socket.io-adapter's
 //! `ClusterAdapter`. Broadcasts without ack and join/leave/disconnect are stream entries with
@@ -15,23 +16,23 @@ use crate::adapter::BroadcastOptions;
 use crate::cluster::values::{self, get};
 use crate::parser::{EncodeError, EventPacket};
 
-pub(super) const BROADCAST: u64 = 3;
-pub(super) const SOCKETS_JOIN: u64 = 4;
-pub(super) const SOCKETS_LEAVE: u64 = 5;
-pub(super) const DISCONNECT_SOCKETS: u64 = 6;
-pub(super) const FETCH_SOCKETS: u64 = 7;
-pub(super) const FETCH_SOCKETS_RESPONSE: u64 = 8;
-pub(super) const SERVER_SIDE_EMIT: u64 = 9;
-pub(super) const SERVER_SIDE_EMIT_RESPONSE: u64 = 10;
-pub(super) const BROADCAST_CLIENT_COUNT: u64 = 11;
-pub(super) const BROADCAST_ACK: u64 = 12;
+pub(crate) const BROADCAST: u64 = 3;
+pub(crate) const SOCKETS_JOIN: u64 = 4;
+pub(crate) const SOCKETS_LEAVE: u64 = 5;
+pub(crate) const DISCONNECT_SOCKETS: u64 = 6;
+pub(crate) const FETCH_SOCKETS: u64 = 7;
+pub(crate) const FETCH_SOCKETS_RESPONSE: u64 = 8;
+pub(crate) const SERVER_SIDE_EMIT: u64 = 9;
+pub(crate) const SERVER_SIDE_EMIT_RESPONSE: u64 = 10;
+pub(crate) const BROADCAST_CLIENT_COUNT: u64 = 11;
+pub(crate) const BROADCAST_ACK: u64 = 12;
 
 fn s(v: &str) -> Value {
     Value::from(v)
 }
 
 /// A pub/sub message or response: `{type, data, uid, nsp}`, msgpack, in Node's key order.
-pub(super) fn message(kind: u64, data: Value, uid: &str, nsp: &str) -> Vec<u8> {
+pub(crate) fn message(kind: u64, data: Value, uid: &str, nsp: &str) -> Vec<u8> {
     values::encode(&Value::Map(vec![
         (s("type"), Value::from(kind)),
         (s("data"), data),
@@ -41,13 +42,13 @@ pub(super) fn message(kind: u64, data: Value, uid: &str, nsp: &str) -> Vec<u8> {
 }
 
 /// A map of string keys.
-pub(super) fn map(entries: Vec<(&str, Value)>) -> Value {
+pub(crate) fn map(entries: Vec<(&str, Value)>) -> Value {
     Value::Map(entries.into_iter().map(|(k, v)| (s(k), v)).collect())
 }
 
 /// The packet of a broadcast as the Node adapter carries it: `{type: 2, data: [event,
 /// ...args]}` (no `nsp`: the message has it), binary inline.
-pub(super) fn packet(event: &str, args: Vec<Value>) -> Value {
+pub(crate) fn packet(event: &str, args: Vec<Value>) -> Value {
     let mut data = Vec::with_capacity(args.len() + 1);
     data.push(s(event));
     data.extend(args);
@@ -55,7 +56,7 @@ pub(super) fn packet(event: &str, args: Vec<Value>) -> Value {
 }
 
 /// `{packet, opts}` of a broadcast (with `requestId` between them when it asks for acks).
-pub(super) fn broadcast_data(
+pub(crate) fn broadcast_data(
     packet: &EventPacket,
     opts: &BroadcastOptions,
     ack: Option<(&str, u64)>,
@@ -79,7 +80,7 @@ fn has_binary(v: &Value, depth: usize) -> bool {
 }
 
 /// The `data` field of a stream entry: JSON text, or base64 msgpack when it holds binary.
-pub(super) fn entry_data(data: &Value) -> String {
+pub(crate) fn entry_data(data: &Value) -> String {
     if has_binary(data, 0) {
         return BASE64.encode(values::encode(data));
     }
@@ -143,7 +144,7 @@ fn json_number(f: f64) -> String {
 }
 
 /// Decodes the `data` field of a stream entry.
-pub(super) fn decode_entry_data(data: &[u8]) -> Option<Value> {
+pub(crate) fn decode_entry_data(data: &[u8]) -> Option<Value> {
     if data.first() == Some(&b'{') {
         // serde_json bounds its own recursion.
         let json: serde_json::Value = serde_json::from_slice(data).ok()?;
@@ -154,7 +155,7 @@ pub(super) fn decode_entry_data(data: &[u8]) -> Option<Value> {
 
 /// A decoded cluster message (pub/sub, or a stream entry with its fields).
 #[derive(Debug)]
-pub(super) struct Message {
+pub(crate) struct Message {
     pub uid: Option<String>,
     pub nsp: String,
     pub kind: u64,
@@ -163,7 +164,7 @@ pub(super) struct Message {
 
 impl Message {
     /// A pub/sub message.
-    pub(super) fn from_pubsub(payload: &[u8]) -> Option<Self> {
+    pub(crate) fn from_pubsub(payload: &[u8]) -> Option<Self> {
         let v = values::decode_msgpack(payload)?;
         Some(Self {
             uid: values::get_str(&v, "uid").map(str::to_owned),
@@ -174,7 +175,7 @@ impl Message {
     }
 
     /// A stream entry, from its field/value pairs.
-    pub(super) fn from_entry(fields: &[(Vec<u8>, Vec<u8>)]) -> Option<Self> {
+    pub(crate) fn from_entry(fields: &[(Vec<u8>, Vec<u8>)]) -> Option<Self> {
         let field = |name: &str| {
             fields
                 .iter()
@@ -194,17 +195,17 @@ impl Message {
     }
 
     /// A field of `data`.
-    pub(super) fn get(&self, key: &str) -> Option<&Value> {
+    pub(crate) fn get(&self, key: &str) -> Option<&Value> {
         get(&self.data, key)
     }
 
-    pub(super) fn request_id(&self) -> Option<&str> {
+    pub(crate) fn request_id(&self) -> Option<&str> {
         self.get("requestId").and_then(Value::as_str)
     }
 }
 
 /// Whether a stream entry id is `<ms>-<seq>`, the only offsets Node accepts.
-pub(super) fn is_entry_id(offset: &str) -> bool {
+pub(crate) fn is_entry_id(offset: &str) -> bool {
     offset.split_once('-').is_some_and(|(ms, seq)| {
         !ms.is_empty()
             && !seq.is_empty()
@@ -214,7 +215,7 @@ pub(super) fn is_entry_id(offset: &str) -> bool {
 }
 
 /// The id right after `id` (exclusive ranges need Redis 6.2; this works everywhere).
-pub(super) fn next_entry_id(id: &str) -> Option<String> {
+pub(crate) fn next_entry_id(id: &str) -> Option<String> {
     let (ms, seq) = id.split_once('-')?;
     let seq: u64 = seq.parse().ok()?;
     Some(match seq.checked_add(1) {
@@ -224,9 +225,9 @@ pub(super) fn next_entry_id(id: &str) -> Option<String> {
 }
 
 /// The fields of a stream entry, as name/value pairs.
-pub(super) type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+pub(crate) type Fields = Vec<(Vec<u8>, Vec<u8>)>;
 /// A stream entry: its id and fields.
-pub(super) type Entry = (String, Fields);
+pub(crate) type Entry = (String, Fields);
 
 /// Bytes of a bulk or simple string reply.
 fn bytes(v: &redis::Value) -> Option<Vec<u8>> {
@@ -238,7 +239,7 @@ fn bytes(v: &redis::Value) -> Option<Vec<u8>> {
 }
 
 /// The entries of an `XREAD` reply (one stream): RESP2 arrays or a RESP3 map.
-pub(super) fn stream_entries(v: &redis::Value) -> Vec<Entry> {
+pub(crate) fn stream_entries(v: &redis::Value) -> Vec<Entry> {
     match v {
         redis::Value::Array(streams) => streams
             .iter()
@@ -254,7 +255,7 @@ pub(super) fn stream_entries(v: &redis::Value) -> Vec<Entry> {
 }
 
 /// The entries of an `XRANGE` reply: `[[id, [field, value, ...]], ...]`.
-pub(super) fn entries(v: &redis::Value) -> Vec<Entry> {
+pub(crate) fn entries(v: &redis::Value) -> Vec<Entry> {
     let redis::Value::Array(items) = v else {
         return Vec::new();
     };
