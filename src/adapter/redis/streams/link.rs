@@ -39,41 +39,18 @@ impl std::fmt::Debug for RedisStreamsLink {
 /// Broadcasts of this server waiting for the reader to deliver them here.
 #[derive(Default)]
 pub(super) struct OwnBroadcasts {
-    next: u64,
-    /// Waiters by token until their entry id is known, then by entry id.
-    by_token: HashMap<u64, oneshot::Sender<usize>>,
-    by_id: HashMap<String, u64>,
-    /// Entries delivered before their sender knew their id: (id, count).
+    /// Senders waiting, by entry id.
+    waiting: HashMap<String, oneshot::Sender<usize>>,
+    /// Entries read back before their sender knew their id: (id, count). Bounded: a sender
+    /// that gave up leaves its entry here until pushed out.
     early: VecDeque<(String, usize)>,
 }
 
-/// A broadcast's place in [`OwnBroadcasts`].
-pub(super) struct Waiter {
-    token: u64,
-    rx: oneshot::Receiver<usize>,
-}
-
 impl OwnBroadcasts {
-    pub(super) fn register(&mut self) -> Waiter {
-        let (tx, rx) = oneshot::channel();
-        self.next += 1;
-        self.by_token.insert(self.next, tx);
-        Waiter {
-            token: self.next,
-            rx,
-        }
-    }
-
-    pub(super) fn cancel(&mut self, waiter: Waiter) {
-        self.by_token.remove(&waiter.token);
-    }
-
     fn delivered(&mut self, id: &str, count: usize) {
-        match self.by_id.remove(id) {
-            Some(token) => {
-                if let Some(tx) = self.by_token.remove(&token) {
-                    let _ = tx.send(count);
-                }
+        match self.waiting.remove(id) {
+            Some(tx) => {
+                let _ = tx.send(count);
             }
             None => {
                 if self.early.len() >= EARLY_CAP {
@@ -82,6 +59,18 @@ impl OwnBroadcasts {
                 self.early.push_back((id.to_owned(), count));
             }
         }
+    }
+}
+
+/// Removes a sender's registration if it stops waiting (timeout or dropped future).
+struct Waiting<'a> {
+    own: &'a Own,
+    id: &'a str,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.own.lock().waiting.remove(self.id);
     }
 }
 
@@ -259,23 +248,21 @@ impl LinkInner {
 
     /// Waits until the reader has delivered our entry `id` here; returns how many local
     /// sockets took it (0 if the reader is not there within `timeout`).
-    pub(super) async fn own_delivered(&self, waiter: Waiter, id: &str, timeout: Duration) -> usize {
-        {
+    pub(super) async fn own_delivered(&self, id: &str, timeout: Duration) -> usize {
+        let rx = {
             let mut own = self.own.lock();
             if let Some(at) = own.early.iter().position(|(e, _)| e == id) {
-                let count = own.early.remove(at).map_or(0, |(_, c)| c);
-                own.by_token.remove(&waiter.token);
-                return count;
+                return own.early.remove(at).map_or(0, |(_, c)| c);
             }
-            own.by_id.insert(id.to_owned(), waiter.token);
-        }
-        match tokio::time::timeout(timeout, waiter.rx).await {
+            let (tx, rx) = oneshot::channel();
+            own.waiting.insert(id.to_owned(), tx);
+            rx
+        };
+        let _waiting = Waiting { own: &self.own, id };
+        match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(count)) => count,
             _ => {
                 tracing::warn!(id, "own broadcast not read back from the stream in time");
-                let mut own = self.own.lock();
-                own.by_id.remove(id);
-                own.by_token.remove(&waiter.token);
                 0
             }
         }

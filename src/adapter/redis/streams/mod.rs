@@ -222,14 +222,12 @@ impl Adapter for RedisStreamsAdapter {
                 return Ok(plain());
             }
             let data = wire::broadcast_data(&packet, &opts, None).map_err(link_err)?;
-            let waiter = self.link.own.lock().register();
             match self.append(wire::BROADCAST, &data).await {
                 Ok(id) => Ok(self
                     .link
-                    .own_delivered(waiter, &id, self.link.config.requests_timeout)
+                    .own_delivered(&id, self.link.config.requests_timeout)
                     .await),
                 Err(e) => {
-                    self.link.own.lock().cancel(waiter);
                     plain();
                     Err(e)
                 }
