@@ -24,6 +24,23 @@ const RANGE_COUNT: usize = 1000;
 /// Saves a session for `ttl`. A failure is logged: the client then reconnects as a new
 /// socket.
 pub(super) async fn persist(link: &LinkInner, session: PersistedSession, ttl: Duration) {
+    let key = format!("{}{}", link.config.session_key_prefix, session.pid.as_str());
+    let mut conn = link.conn.clone();
+    let result: redis::RedisResult<()> = redis::cmd("SET")
+        .arg(&key)
+        .arg(encode_session(&session))
+        .arg("PX")
+        .arg(ttl.as_millis().max(1) as u64)
+        .query_async(&mut conn)
+        .await;
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "session not saved in redis; the client will not be recovered");
+    }
+}
+
+/// A session as Node saves it: base64 msgpack `{sid, pid, rooms, data}`, `rooms` with the
+/// socket's own id first.
+fn encode_session(session: &PersistedSession) -> String {
     let sid = session.sid.as_str();
     let mut rooms = vec![Value::from(sid)];
     rooms.extend(session.rooms.iter().map(|r| Value::from(r.as_ref())));
@@ -38,18 +55,7 @@ pub(super) async fn persist(link: &LinkInner, session: PersistedSession, ttl: Du
         ("rooms", Value::Array(rooms)),
         ("data", data),
     ]));
-    let key = format!("{}{}", link.config.session_key_prefix, session.pid.as_str());
-    let mut conn = link.conn.clone();
-    let result: redis::RedisResult<()> = redis::cmd("SET")
-        .arg(&key)
-        .arg(BASE64.encode(encoded))
-        .arg("PX")
-        .arg(ttl.as_millis().max(1) as u64)
-        .query_async(&mut conn)
-        .await;
-    if let Err(e) = result {
-        tracing::warn!(error = %e, "session not saved in redis; the client will not be recovered");
-    }
+    BASE64.encode(encoded)
 }
 
 /// Takes back the session of `pid` and every broadcast to its rooms after `offset`, if the
@@ -170,4 +176,31 @@ fn decode_session(raw: &str) -> Option<PersistedSession> {
         rooms,
         data,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A session a Node server saved (MONITOR): `{sid, pid, rooms: [sid, "room1"], data: {}}`.
+    const NODE_SESSION: &str = "hKNzaWS0VXlYYjdHUGJZWW9YZkYtZUFBQUGjcGlktENuaS1hR3A0VEtmRnpiQ0ZBQUFCpXJvb21zkrRVeVhiN0dQYllZb1hmRi1lQUFBQaVyb29tMaRkYXRhgA==";
+
+    #[test]
+    fn node_sessions_round_trip_byte_for_byte() {
+        let session = decode_session(NODE_SESSION).expect("node session");
+        assert_eq!(session.sid.as_str(), "UyXb7GPbYYoXfF-eAAAA");
+        assert_eq!(session.pid.as_str(), "Cni-aGp4TKfFzbCFAAAB");
+        assert_eq!(session.rooms, vec![Room::from("room1")]);
+        assert_eq!(
+            session.data.get::<SocketData>().map(|d| d.0),
+            Some(serde_json::json!({}))
+        );
+        assert_eq!(encode_session(&session), NODE_SESSION);
+    }
+
+    #[test]
+    fn bad_sessions_are_refused() {
+        assert!(decode_session("!!").is_none());
+        assert!(decode_session(&BASE64.encode([0x81, 0xa3, b's', b'i', b'd', 0x01])).is_none());
+    }
 }
