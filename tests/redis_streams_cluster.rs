@@ -62,13 +62,23 @@ struct RustNode {
 }
 
 async fn rust_node(url: &str, cfg: RedisStreamsConfig, name: &'static str) -> RustNode {
+    rust_node_with(url, cfg, name, WINDOW).await
+}
+
+/// A Rust server whose recovery window is `window`.
+async fn rust_node_with(
+    url: &str,
+    cfg: RedisStreamsConfig,
+    name: &'static str,
+    window: Duration,
+) -> RustNode {
     let link = RedisStreamsLink::connect(url, cfg)
         .await
         .expect("connect to redis");
     let (layer, io) = SocketIo::builder()
         .adapter(link.factory())
         .connection_state_recovery(RecoveryConfig {
-            max_disconnection_duration: WINDOW,
+            max_disconnection_duration: window,
             ..RecoveryConfig::default()
         })
         .build_layer();
@@ -266,6 +276,10 @@ async fn redis_conn(url: &str) -> redis::aio::MultiplexedConnection {
 /// Waits until the session of `pid` is saved in Redis (the server saves it as the socket
 /// leaves; a client that came back earlier would not find it).
 async fn session_saved(url: &str, name: &str, pid: &str) {
+    session_saved_for(url, name, pid, WINDOW).await;
+}
+
+async fn session_saved_for(url: &str, name: &str, pid: &str, window: Duration) {
     let mut conn = redis_conn(url).await;
     let key = format!("{name}:session:{pid}");
     eventually(&format!("session {key} saved"), || {
@@ -287,7 +301,7 @@ async fn session_saved(url: &str, name: &str, pid: &str) {
         .await
         .expect("pttl");
     assert!(
-        ttl > 0 && ttl <= WINDOW.as_millis() as i64,
+        ttl > 0 && ttl <= window.as_millis() as i64,
         "session {key} must expire within the window, pttl {ttl}"
     );
 }
@@ -969,6 +983,101 @@ async fn streams_skip_bad_entries_and_stay_capped() {
         .await
         .expect("xlen");
     assert!(len <= max_len + 100, "stream not capped: {len} entries");
+    let _: () = redis::cmd("DEL")
+        .arg(&name)
+        .query_async(&mut conn)
+        .await
+        .expect("del");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_refuse_expired_sessions_and_trimmed_offsets() {
+    let test = "streams_refuse_expired_sessions_and_trimmed_offsets";
+    let Some(url) = redis_url(test).await else {
+        return;
+    };
+    let Some(node) = common::node(test, "@socket.io/redis-streams-adapter") else {
+        return;
+    };
+    let name = unique();
+    let window = Duration::from_secs(5);
+    let cfg = RedisStreamsConfig {
+        max_len: 10,
+        ..config(&name)
+    };
+    let r1 = rust_node_with(&url, cfg.clone(), "rust1", window).await;
+    let r2 = rust_node_with(&url, cfg, "rust2", window).await;
+    let (mut d, ready) = Driver::start(&node, &url, &name, &r1, &r2).await;
+    let ids = ready["ids"].clone();
+    let main1 = || r1.io.of("/").expect("ns");
+    main1().emit("hello", &1).await.expect("emit");
+    let hello = ev("hello", &[json!(1)]);
+    d.expect(&[
+        ("a1", vec![hello.clone()]),
+        ("b1", vec![hello.clone()]),
+        ("c1", vec![hello]),
+    ])
+    .await;
+
+    let mut conn = redis_conn(&url).await;
+
+    // The stream moved past the client's offset (trimmed to about 10 entries): it comes back
+    // as a new socket rather than with a gap, though its session is still there.
+    let cut = d.cmd(json!({"cmd": "cut", "client": "b1"})).await;
+    let (pid, offset) = (
+        cut["pid"].as_str().expect("pid").to_owned(),
+        cut["offset"].as_str().expect("offset").to_owned(),
+    );
+    session_saved_for(&url, &name, &pid, window).await;
+    for i in 0..150 {
+        main1().to("nobody").emit("filler", &i).await.expect("emit");
+    }
+    let at: Vec<redis::Value> = redis::cmd("XRANGE")
+        .arg(&name)
+        .arg(&offset)
+        .arg(&offset)
+        .query_async(&mut conn)
+        .await
+        .expect("xrange");
+    assert!(at.is_empty(), "offset {offset} not trimmed yet");
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg(format!("{name}:session:{pid}"))
+        .query_async(&mut conn)
+        .await
+        .expect("exists");
+    assert_eq!(
+        exists, 1,
+        "the session expired first: the machine is too slow for this test"
+    );
+    let back = d
+        .cmd(json!({"cmd": "reconnect", "client": "b1", "to": "r2"}))
+        .await;
+    assert_eq!(back["recovered"], json!(false), "{back}");
+    assert_ne!(back["id"], ids["b1"]);
+
+    // The session expires with the window: the client comes back as a new socket.
+    let cut = d.cmd(json!({"cmd": "cut", "client": "a1"})).await;
+    let pid = cut["pid"].as_str().expect("pid").to_owned();
+    session_saved_for(&url, &name, &pid, window).await;
+    let key = format!("{name}:session:{pid}");
+    eventually("the session expired", || {
+        let mut conn = conn.clone();
+        let key = key.clone();
+        async move {
+            redis::cmd("EXISTS")
+                .arg(&key)
+                .query_async::<i64>(&mut conn)
+                .await
+                .unwrap_or(1)
+                == 0
+        }
+    })
+    .await;
+    let back = d
+        .cmd(json!({"cmd": "reconnect", "client": "a1", "to": "r1"}))
+        .await;
+    assert_eq!(back["recovered"], json!(false), "{back}");
+    assert_ne!(back["id"], ids["a1"]);
     let _: () = redis::cmd("DEL")
         .arg(&name)
         .query_async(&mut conn)
