@@ -69,6 +69,36 @@ pub(crate) fn broadcast_data(
     Ok(map(entries))
 }
 
+/// The `uid` of an emitter's messages (no server takes it for its own).
+pub(crate) const EMITTER_UID: &str = "emitter";
+
+/// The `XADD` of one entry, trimmed to about `max_len` (`MAXLEN ~`), fields in Node's order;
+/// it answers the new entry's id.
+pub(crate) fn xadd(
+    stream: &str,
+    max_len: usize,
+    uid: &str,
+    nsp: &str,
+    kind: u64,
+    data: &str,
+) -> redis::Cmd {
+    let mut cmd = redis::cmd("XADD");
+    cmd.arg(stream)
+        .arg("MAXLEN")
+        .arg("~")
+        .arg(max_len)
+        .arg("*")
+        .arg("uid")
+        .arg(uid)
+        .arg("nsp")
+        .arg(nsp)
+        .arg("type")
+        .arg(kind.to_string())
+        .arg("data")
+        .arg(data);
+    cmd
+}
+
 fn has_binary(v: &Value, depth: usize) -> bool {
     match v {
         Value::Binary(_) => true,

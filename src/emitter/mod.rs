@@ -27,6 +27,11 @@
 //!   [`PostgresLink`](crate::adapter::postgres::PostgresLink) listen; the messages of
 //!   `@socket.io/postgres-emitter` 0.1 plus the top-level `nsp` it forgets, without which
 //!   Node's servers would drop them ([`Emitter::postgres`]).
+//! - `redis-streams`: the Redis stream (and pub/sub, for server-side events) of
+//!   `@socket.io/redis-streams-adapter` 0.3 and our
+//!   [`RedisStreamsLink`](crate::adapter::redis::streams::RedisStreamsLink), as those servers
+//!   write it ([`Emitter::redis_streams`]); its emits are kept in the stream for connection
+//!   state recovery like any broadcast.
 //!
 //! Like Node's emitters, an emitter publishes and forgets: it gets no answer and cannot wait
 //! for acks, it has no `volatile`/`compress` flags, and what it sends reaches the servers
@@ -37,6 +42,8 @@ mod backend;
 mod postgres;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(feature = "redis-streams")]
+mod redis_streams;
 
 use std::sync::Arc;
 
@@ -51,6 +58,8 @@ use backend::{Action, Backend, Operation};
 pub use postgres::PostgresEmitterConfig;
 #[cfg(feature = "redis")]
 pub use redis::RedisEmitterConfig;
+#[cfg(feature = "redis-streams")]
+pub use redis_streams::RedisStreamsEmitterConfig;
 
 /// Event names an emitter refuses, as Node's emitters do: they name moments of a socket's life.
 const RESERVED_EVENTS: &[&str] = &[

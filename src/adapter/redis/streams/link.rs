@@ -212,20 +212,8 @@ impl LinkInner {
         data: &str,
     ) -> Result<String, AdapterError> {
         let mut conn = self.conn.clone();
-        redis::cmd("XADD")
-            .arg(&self.config.stream_name)
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(self.config.max_len)
-            .arg("*")
-            .arg("uid")
-            .arg(uid)
-            .arg("nsp")
-            .arg(nsp)
-            .arg("type")
-            .arg(kind.to_string())
-            .arg("data")
-            .arg(data)
+        let cfg = &self.config;
+        wire::xadd(&cfg.stream_name, cfg.max_len, uid, nsp, kind, data)
             .query_async(&mut conn)
             .await
             .map_err(|e| {
