@@ -4,6 +4,7 @@
 // Usage: node cluster.mjs <rust url> <adapter kind> <adapter args...>
 //   redis <redis url> <key>: @socket.io/redis-adapter (classic pub/sub)
 //   postgres <postgres url> <channel prefix> <table>: @socket.io/postgres-adapter
+//   redis-streams <redis url> <stream and channel prefix>: @socket.io/redis-streams-adapter
 import { createServer } from 'node:http';
 import { createInterface } from 'node:readline';
 import { Server } from 'socket.io';
@@ -34,6 +35,14 @@ async function adapter() {
       const pool = new pg.Pool({ connectionString: pgUrl, max: 2 });
       pool.on('error', () => {});
       return createAdapter(pool, { channelPrefix, tableName, heartbeatInterval: 500, heartbeatTimeout: 2000 });
+    }
+    case 'redis-streams': {
+      const [redisUrl, name] = adapterArgs;
+      const { createClient } = await import('redis');
+      const { createAdapter } = await import('@socket.io/redis-streams-adapter');
+      const client = createClient({ url: redisUrl });
+      await client.connect();
+      return createAdapter(client, { streamName: name, channelPrefix: name });
     }
     default: throw new Error('unknown adapter kind ' + kind);
   }
