@@ -590,7 +590,22 @@ async fn mixed_streams_cluster_with_node() {
 
     // Connection state recovery across servers. Rust -> Node: a1 leaves rust 1; broadcasts
     // to its room come from rust 2 and node meanwhile; it comes back on node.
+    // The last packet a1 gets before it goes is its own socket's emit, a string: it carries
+    // an offset too (the newest entry delivered), so the client does not take "hello" for one.
+    let a1_id = ids["a1"].as_str().expect("id");
+    r1.io
+        .sockets()
+        .into_iter()
+        .find(|s| s.id().as_str() == a1_id)
+        .expect("a1 on rust 1")
+        .emit("direct", &"hello")
+        .expect("direct emit");
+    let offsets = d
+        .expect(&[("a1", vec![ev("direct", &[json!("hello")])])])
+        .await;
+    assert_eq!(offsets[0].len(), 1, "a socket's own emit carries an offset");
     let cut = d.cmd(json!({"cmd": "cut", "client": "a1"})).await;
+    assert_eq!(cut["offset"].as_str(), Some(offsets[0][0].as_str()));
     session_saved(&url, &name, cut["pid"].as_str().expect("pid")).await;
     main2().to("r1").emit("missed", &1).await.expect("emit");
     main2().to("r2").emit("not-for-a1", &0).await.expect("emit");

@@ -82,6 +82,9 @@ pub(super) struct LinkInner {
     /// Answers this server sends, in order, from one task.
     answer_tx: mpsc::UnboundedSender<(String, Vec<u8>)>,
     pub(super) own: Own,
+    /// The newest stream entry delivered here: every entry up to it has reached our
+    /// sockets' queues, so it is the offset of a packet sent to one of them now.
+    delivered: Mutex<Option<Arc<str>>>,
 }
 
 /// [`OwnBroadcasts`] behind a lock that survives poisoning.
@@ -125,6 +128,7 @@ impl RedisStreamsLink {
                 }),
                 answer_tx,
                 own: Own::default(),
+                delivered: Mutex::new(last.as_deref().map(Arc::from)),
             }
         });
         tokio::spawn(answers(conn, answer_rx));
@@ -193,6 +197,14 @@ impl LinkInner {
 
     fn ns(&self, nsp: &str) -> Option<Arc<NsState>> {
         self.namespaces().get(nsp).cloned()
+    }
+
+    /// The newest entry delivered here (see [`LinkInner::delivered`]).
+    pub(super) fn delivered(&self) -> Option<Arc<str>> {
+        self.delivered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub(super) async fn publish(&self, channel: &str, bytes: Vec<u8>) -> Result<(), AdapterError> {
@@ -284,6 +296,7 @@ impl LinkInner {
             }
             None => tracing::warn!(id, "undecodable stream entry skipped"),
         }
+        *self.delivered.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::from(id));
     }
 
     /// A message from the stream (with its entry id) or from pub/sub.

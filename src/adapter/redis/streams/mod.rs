@@ -64,7 +64,7 @@ use crate::cluster::redis_streams as wire;
 use crate::cluster::requests::Pending;
 use crate::cluster::values::{ack_args, opts_value};
 use crate::engine::Sid;
-use crate::parser::EventPacket;
+use crate::parser::{Encoded, EventPacket};
 
 /// Settings of the Redis Streams adapter; the defaults are those of the Node adapter.
 #[derive(Debug, Clone)]
@@ -204,6 +204,23 @@ impl Adapter for RedisStreamsAdapter {
     }
     fn socket_count(&self) -> usize {
         self.local.socket_count()
+    }
+
+    /// A socket's own emit (connection state recovery on): it cannot wait for an append, so
+    /// it is not kept in the stream; its offset is the newest entry already delivered here,
+    /// which every packet before it in the socket's queue is at or before. A client that
+    /// comes back replays from there, and a Node server accepts that offset too.
+    fn frame_broadcast(
+        &self,
+        ns: &dyn LocalNamespace,
+        packet: &EventPacket,
+        opts: &BroadcastOptions,
+    ) -> Encoded {
+        let offset = match ns.recovery() {
+            Some(_) if !opts.volatile => self.link.delivered(),
+            _ => None,
+        };
+        ns.parser().encode_event(packet, None, offset.as_deref())
     }
 
     /// Appends the broadcast to the stream and returns once this server's reader has
