@@ -1099,3 +1099,45 @@ async fn streams_refuse_expired_sessions_and_trimmed_offsets() {
         .await
         .expect("del");
 }
+
+#[tokio::test]
+async fn connect_fails_fast_and_clearly() {
+    use tower_socketio::adapter::redis::RedisConnectError;
+    // Refused: a port nothing listens on (bound, then released).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let got = common::within(
+        Duration::from_secs(5),
+        "connect to a closed port",
+        RedisStreamsLink::connect(
+            &format!("redis://127.0.0.1:{port}"),
+            RedisStreamsConfig::default(),
+        ),
+    )
+    .await;
+    assert!(
+        matches!(got, Err(RedisConnectError::Connect { .. })),
+        "{got:?}"
+    );
+    // Silent: a listener that never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = silent.local_addr().expect("addr");
+    let cfg = RedisStreamsConfig {
+        connect_timeout: Duration::from_millis(300),
+        ..RedisStreamsConfig::default()
+    };
+    let got = common::within(
+        Duration::from_secs(5),
+        "connect to a silent listener",
+        RedisStreamsLink::connect(&format!("redis://{addr}"), cfg),
+    )
+    .await;
+    assert!(
+        matches!(got, Err(RedisConnectError::Timeout { .. })),
+        "{got:?}"
+    );
+}

@@ -71,7 +71,7 @@ pub enum RedisConnectError {
 }
 
 /// One step of the connection, bounded by the connect timeout.
-async fn bounded<T>(
+pub(super) async fn bounded<T>(
     addr: &str,
     timeout: Duration,
     step: impl std::future::Future<Output = redis::RedisResult<T>>,

@@ -9,6 +9,8 @@ use redis::AsyncCommands;
 use rmpv::Value;
 use tokio::sync::{mpsc, oneshot};
 
+use super::super::RedisConnectError;
+use super::super::link::bounded;
 use super::super::pubsub::{Subscriber, Subscription};
 use super::{NsState, RedisStreamsAdapter, RedisStreamsConfig};
 use crate::adapter::{
@@ -100,19 +102,33 @@ impl Own {
 impl RedisStreamsLink {
     /// Connects to Redis (`redis://host:port`), then keeps every connection up and reads
     /// the stream from its current end.
-    pub async fn connect(url: &str, config: RedisStreamsConfig) -> Result<Self, redis::RedisError> {
-        let client = redis::Client::open(url)?;
-        let mut conn = client.get_connection_manager().await?;
-        let reader = reader_connection(&client, &config).await?;
-        let first = client.get_async_pubsub().await?;
-        let last: redis::Value = redis::cmd("XREVRANGE")
-            .arg(&config.stream_name)
-            .arg("+")
-            .arg("-")
-            .arg("COUNT")
-            .arg(1)
-            .query_async(&mut conn)
-            .await?;
+    ///
+    /// The first connection is tried once: a refused connection is reported at once, an
+    /// unanswered one after [`RedisStreamsConfig::connect_timeout`] (each step of the
+    /// connection is bounded by it). Once connected, the link reconnects by itself.
+    pub async fn connect(url: &str, config: RedisStreamsConfig) -> Result<Self, RedisConnectError> {
+        let client = redis::Client::open(url).map_err(RedisConnectError::Url)?;
+        let addr = client.get_connection_info().addr().to_string();
+        let timeout = config.connect_timeout;
+        // The subscriber connection first: a single attempt, where the connection manager
+        // would retry with backoff for seconds before giving up.
+        let first = bounded(&addr, timeout, client.get_async_pubsub()).await?;
+        let mut conn = bounded(&addr, timeout, client.get_connection_manager()).await?;
+        let reader = bounded(&addr, timeout, reader_connection(&client, &config)).await?;
+        // Something that accepts connections but does not answer is no Redis; the newest
+        // entry is where reading starts.
+        let last: redis::Value = bounded(
+            &addr,
+            timeout,
+            redis::cmd("XREVRANGE")
+                .arg(&config.stream_name)
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(1)
+                .query_async(&mut conn),
+        )
+        .await?;
         let last = wire::entries(&last).into_iter().next().map(|(id, _)| id);
         let (answer_tx, answer_rx) = mpsc::unbounded_channel();
         let inner = Arc::new_cyclic(|link: &Weak<LinkInner>| {

@@ -88,6 +88,8 @@ pub struct RedisStreamsConfig {
     /// Time to wait for the other servers' answers (fetch sockets, server-side events
     /// with acks, client counts of broadcasts with acks). Default 5 s, as Node's.
     pub requests_timeout: Duration,
+    /// Longest each step of [`RedisStreamsLink::connect`] may take. Default 5 s.
+    pub connect_timeout: Duration,
 }
 
 impl Default for RedisStreamsConfig {
@@ -100,6 +102,7 @@ impl Default for RedisStreamsConfig {
             block_time: Duration::from_secs(5),
             session_key_prefix: "sio:session:".into(),
             requests_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
         }
     }
 }
