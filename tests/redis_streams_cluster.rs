@@ -1141,3 +1141,97 @@ async fn connect_fails_fast_and_clearly() {
         "{got:?}"
     );
 }
+
+/// Two Rust servers with the msgpack parser: binary and mixed arguments cross the stream and
+/// come back in a recovered session's replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn msgpack_parser_across_the_stream() {
+    let test = "msgpack_parser_across_the_stream";
+    let Some(url) = redis_url(test).await else {
+        return;
+    };
+    let Some(node) = common::node(test, "socket.io-msgpack-parser") else {
+        return;
+    };
+    let name = unique();
+    let mut nodes = Vec::new();
+    for _ in 0..2 {
+        let link = RedisStreamsLink::connect(&url, config(&name))
+            .await
+            .expect("connect");
+        let (layer, io) = SocketIo::builder()
+            .parser(tower_socketio::parser::Parser::MsgPack)
+            .adapter(link.factory())
+            .connection_state_recovery(RecoveryConfig {
+                max_disconnection_duration: WINDOW,
+                ..RecoveryConfig::default()
+            })
+            .build_layer();
+        io.ns("/", |_: SocketRef| {});
+        link.wait_subscribed().await;
+        nodes.push((io, common::serve_layer(layer).await, link));
+    }
+    let mut child = tokio::process::Command::new(&node.bin)
+        .arg(common::clients_dir().join("streams/msgpack.mjs"))
+        .arg(nodes[1].1.base_url())
+        .current_dir(common::clients_dir())
+        .env("NODE_PATH", &node.modules)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start node");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut next = async || -> String {
+        common::within(Duration::from_secs(15), "client output", lines.next_line())
+            .await
+            .expect("read")
+            .expect("client ended")
+    };
+    let ready = next().await;
+    let id = ready.strip_prefix("READY ").expect(&ready).to_owned();
+    let main1 = || nodes[0].0.of("/").expect("ns");
+    main1()
+        .emit_args("ev", &(1, "two", Binary::from(vec![1u8, 2])))
+        .await
+        .expect("emit");
+    let line = next().await;
+    let got: Value = serde_json::from_str(line.strip_prefix("EV ").expect(&line)).expect("json");
+    let (got, offset) = split_offset(&got);
+    assert_eq!(got, json!(["ev", 1, "two", {"bin": [1, 2]}]));
+    assert!(offset.is_some(), "{line}");
+
+    stdin.write_all(b"cut\n").await.expect("cut");
+    let cut = next().await;
+    let pid = cut.strip_prefix("CUT ").expect(&cut).to_owned();
+    session_saved(&url, &name, &pid).await;
+    main1()
+        .emit_args(
+            "missed",
+            &(Binary::from(vec![9u8]), json!({"k": [true, null]})),
+        )
+        .await
+        .expect("emit");
+    stdin
+        .write_all(format!("to {}\n", nodes[0].1.base_url()).as_bytes())
+        .await
+        .expect("to");
+    // The replay follows the CONNECT reply at once: the client may print it before the
+    // line its `connect` continuation prints.
+    let mut two = [next().await, next().await];
+    two.sort();
+    assert_eq!(two[0], format!("BACK {id} true"), "{two:?}");
+    let got: Value =
+        serde_json::from_str(two[1].strip_prefix("EV ").unwrap_or_default()).expect("json");
+    assert_eq!(
+        split_offset(&got).0,
+        json!(["missed", {"bin": [9]}, {"k": [true, null]}])
+    );
+    let _: () = redis::cmd("DEL")
+        .arg(&name)
+        .query_async(&mut redis_conn(&url).await)
+        .await
+        .expect("del");
+}
