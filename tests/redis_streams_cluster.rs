@@ -398,6 +398,21 @@ async fn mixed_streams_cluster_with_node() {
     ])
     .await;
 
+    // A volatile broadcast crosses the stream but carries no offset (not worth recovering,
+    // as in Node).
+    main1().volatile().emit("vol", &1).await.expect("emit");
+    let offsets = d.expect(&all3(ev("vol", &[json!(1)]))).await;
+    assert!(
+        offsets.iter().all(Vec::is_empty),
+        "volatile offsets: {offsets:?}"
+    );
+    d.cmd(json!({"cmd": "node-volatile"})).await;
+    let offsets = d.expect(&all3(ev("from-node-vol", &[json!(2)]))).await;
+    assert!(
+        offsets.iter().all(Vec::is_empty),
+        "volatile offsets: {offsets:?}"
+    );
+
     // Binary from Rust reaches the Node server's client as a Buffer.
     main2()
         .emit("from-rust-bin", &Binary::from(vec![1u8, 2]))

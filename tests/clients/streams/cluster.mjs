@@ -69,6 +69,7 @@ for await (const line of rl) {
       case 'node-except-r2': io.except('r2').emit('from-node-except', 'x'); break;
       case 'node-local': io.local.emit('from-node-local', 'here'); break;
       case 'node-binary': io.emit('from-node-bin', Buffer.from([7, 8, 9])); break;
+      case 'node-volatile': io.volatile.emit('from-node-vol', 2); break;
       case 'node-to': io.to(cmd.room).emit(cmd.event, cmd.arg); break;
       case 'node-fetch': {
         const sockets = await io.fetchSockets();
