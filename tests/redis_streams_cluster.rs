@@ -467,10 +467,10 @@ async fn mixed_streams_cluster_with_node() {
     // Broadcast with acks across the cluster, both ways.
     let acks = main1()
         .timeout(Duration::from_secs(2))
-        .emit_with_ack::<_, String>("ask", &"q")
+        .emit_with_ack::<_, (String,)>("ask", &("q",))
         .await
         .expect("acks");
-    let mut answers: Vec<String> = acks.into_iter().map(|(_, r)| r.expect("ack")).collect();
+    let mut answers: Vec<String> = acks.into_iter().map(|(_, r)| r.expect("ack").0).collect();
     answers.sort();
     assert_eq!(answers, vec!["ack from a1", "ack from b1", "ack from c1"]);
     let node_acks = d.cmd(json!({"cmd": "node-acks"})).await;
