@@ -209,10 +209,10 @@ impl Adapter for RedisStreamsAdapter {
         self.local.socket_count()
     }
 
-    /// A socket's own emit (connection state recovery on): it cannot wait for an append, so
-    /// it is not kept in the stream; its offset is the newest entry already delivered here,
-    /// which every packet before it in the socket's queue is at or before. A client that
-    /// comes back replays from there, and a Node server accepts that offset too.
+    /// Frames a packet for local delivery without appending it (socket emits and broadcasts
+    /// go through [`broadcast`](Adapter::broadcast) instead). With recovery on, its offset is
+    /// the newest entry already delivered here, which every packet queued before it is at or
+    /// before; a Node server accepts it too.
     fn frame_broadcast(
         &self,
         ns: &dyn LocalNamespace,
