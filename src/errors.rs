@@ -102,6 +102,7 @@ impl From<engine::CloseReason> for DisconnectReason {
         match r {
             engine::CloseReason::PingTimeout => Self::PingTimeout,
             engine::CloseReason::TransportError => Self::TransportError,
+            engine::CloseReason::ParseError => Self::ParseError,
             engine::CloseReason::ServerClose => Self::ForcedClose,
             engine::CloseReason::TransportClose | engine::CloseReason::ClientClose => {
                 Self::TransportClose

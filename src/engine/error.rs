@@ -28,6 +28,11 @@ pub enum EngineError {
     /// A body larger than `max_payload` (HTTP 413).
     #[error("Payload too large")]
     PayloadTooLarge,
+    /// The polling transport refused the request of an open session (a second GET or POST
+    /// while one is in flight, a binary body from an Engine.IO v4 client): HTTP 400 with an
+    /// empty body, as the reference's transport answers.
+    #[error("Request refused by the polling transport")]
+    TransportRefused,
 }
 
 impl EngineError {
@@ -40,8 +45,21 @@ impl EngineError {
             Self::BadRequest => 3,
             Self::Forbidden(_) => 4,
             Self::UnsupportedProtocolVersion => 5,
-            Self::PayloadTooLarge => return None,
+            Self::PayloadTooLarge | Self::TransportRefused => return None,
         })
+    }
+
+    /// The answer to a refused WebSocket handshake, as the reference words it: HTTP 400
+    /// whatever the reason (a refusal by `allow_request` included) and the message alone as
+    /// `text/html`, not the JSON body of polling errors.
+    pub(crate) fn into_upgrade_response(self) -> Response<Full<Bytes>> {
+        let mut res = Response::new(Full::new(Bytes::from(self.to_string())));
+        *res.status_mut() = StatusCode::BAD_REQUEST;
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("text/html"),
+        );
+        res
     }
 
     pub(crate) fn into_response(self) -> Response<Full<Bytes>> {

@@ -8,7 +8,7 @@ use http::{HeaderValue, Request, Response, header};
 use http_body::Body;
 use http_body_util::{BodyExt, Full};
 
-use super::packet::{CLOSE, Incoming, PONG, SEPARATOR, decode_payload};
+use super::packet::{CLOSE, Incoming, NOOP, PONG, SEPARATOR, decode_payload};
 use super::{
     CloseReason, Engine, EngineConfig, EngineError, EngineHandler, EngineProtocol, Session, v3,
 };
@@ -28,7 +28,7 @@ impl<'a, D> InFlight<'a, D> {
         if flag.swap(true, Ordering::AcqRel) {
             tracing::debug!(sid = %session.id(), "overlapping polling request");
             session.close(CloseReason::TransportError);
-            return Err(EngineError::BadRequest);
+            return Err(EngineError::TransportRefused);
         }
         Ok(Self {
             session,
@@ -42,8 +42,9 @@ impl<D> Drop for InFlight<'_, D> {
     fn drop(&mut self) {
         self.flag.store(false, Ordering::Release);
         if !self.done {
+            // The reference counts a request closed before its answer as a transport error.
             tracing::debug!(sid = %self.session.id(), "polling request abandoned");
-            self.session.close(CloseReason::TransportClose);
+            self.session.close(CloseReason::TransportError);
         }
     }
 }
@@ -67,12 +68,19 @@ pub(crate) async fn get<D>(
         Ok(g) => g,
         Err(e) => return e.into_response(),
     };
+    // A server close that came before this GET: the reference releases such a poll with a
+    // noop before the close packet.
+    let closed_before = session.is_closed();
     let frames = loop {
         let ready = session.outbox_ready.notified();
         let frames = session.drain_polling(config.max_payload);
         let closed = session.is_closed();
         if !frames.is_empty() || closed {
             break (frames, closed);
+        }
+        if session.probing.load(Ordering::Acquire) {
+            // An upgrade is being probed: release this poll so the client can finish it.
+            break (vec![NOOP], false);
         }
         ready.await;
     };
@@ -82,7 +90,17 @@ pub(crate) async fn get<D>(
     // let the close overtake them (a DISCONNECT would read as a lost transport).
     let close = closed && frames.is_empty() && session.buffered() == 0;
     if close {
-        frames.push(CLOSE);
+        match session.close_reason() {
+            // The client's own close: its pending poll is released with a noop, as the
+            // reference does; the client knows it closed.
+            Some(CloseReason::ClientClose) => frames.push(NOOP),
+            _ => {
+                if closed_before {
+                    frames.push(NOOP);
+                }
+                frames.push(CLOSE);
+            }
+        }
     }
     let mut body = BytesMut::new();
     let mut binary = false;
@@ -236,7 +254,7 @@ where
         // Engine.IO v4 sends binary as base64 text; a binary body is not a v4 client.
         tracing::debug!(sid = %session.id(), "binary polling body refused");
         guard.done = true;
-        return fail(CloseReason::TransportError, EngineError::BadRequest);
+        return fail(CloseReason::TransportError, EngineError::TransportRefused);
     }
     let declared = req
         .headers()
@@ -261,7 +279,7 @@ where
         Ok(Err(ReadError::Body(e))) => {
             tracing::debug!(sid = %session.id(), error = %e, "polling body failed");
             guard.done = true;
-            return fail(CloseReason::TransportClose, EngineError::BadRequest);
+            return fail(CloseReason::TransportError, EngineError::BadRequest);
         }
         Err(_) => {
             tracing::debug!(sid = %session.id(), "polling body not completed in time");
@@ -269,15 +287,14 @@ where
             return fail(CloseReason::TransportError, EngineError::BadRequest);
         }
     };
-    let packets = match decode_body(&session, body, binary_type) {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::debug!(sid = %session.id(), error = %e, "bad polling payload");
-            guard.done = true;
-            return fail(CloseReason::TransportError, EngineError::BadRequest);
-        }
-    };
     guard.done = true;
+    // As the reference: a payload that does not decode closes the session ("parse error"),
+    // and the POST itself is answered as read.
+    let packets = decode_body(&session, body, binary_type).unwrap_or_else(|e| {
+        tracing::debug!(sid = %session.id(), error = %e, "bad polling payload");
+        session.close(CloseReason::ParseError);
+        Vec::new()
+    });
     for packet in packets {
         if session.is_closed() {
             break;
@@ -297,14 +314,15 @@ where
                 session.pong.store(true, Ordering::Release);
                 session.signal.notify_one();
             }
-            Incoming::Pong { probe: false } => {
-                tracing::debug!(sid = %session.id(), "pong from an Engine.IO v3 client, ignored");
+            Incoming::Ping { .. } | Incoming::Pong { .. } => {
+                // A heartbeat in the wrong direction: the reference closes the session.
+                tracing::debug!(sid = %session.id(), "invalid heartbeat direction");
+                session.close(CloseReason::TransportError);
             }
             Incoming::Close => session.close(CloseReason::ClientClose),
             Incoming::Noop => {}
             other => {
-                tracing::debug!(sid = %session.id(), packet = ?other, "unexpected packet over polling");
-                return fail(CloseReason::TransportError, EngineError::BadRequest);
+                tracing::debug!(sid = %session.id(), packet = ?other, "unexpected packet over polling, ignored");
             }
         }
     }

@@ -108,6 +108,28 @@ impl<H: EngineHandler> Engine<H> {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Removes a closed polling session from the map at once, instead of when its task next
+    /// runs, unless it still owes the client the close packet (a server close).
+    fn forget_if_closed(&self, session: &Arc<Session<H::Data>>) {
+        let Some(reason) = session.close_reason() else {
+            return;
+        };
+        let owed = reason == CloseReason::ServerClose
+            && !session
+                .close_sent
+                .load(std::sync::atomic::Ordering::Acquire);
+        if owed {
+            return;
+        }
+        let mut map = self.lock();
+        if map
+            .get(&session.id())
+            .is_some_and(|s| Arc::ptr_eq(s, session))
+        {
+            map.remove(&session.id());
+        }
+    }
+
     /// Whether `path` is one this engine answers.
     pub(crate) fn matches(&self, path: &str) -> bool {
         let base = self.config.path.as_str();
@@ -124,11 +146,16 @@ impl<H: EngineHandler> Engine<H> {
         B::Data: Send,
         B::Error: std::fmt::Display,
     {
+        let upgrade = ws::is_upgrade_request(&req);
         match self.route(req).await {
             Ok(res) => res,
             Err(e) => {
                 tracing::debug!(error = %e, "engine.io request refused");
-                e.into_response()
+                if upgrade {
+                    e.into_upgrade_response()
+                } else {
+                    e.into_response()
+                }
             }
         }
     }
@@ -193,14 +220,18 @@ impl<H: EngineHandler> Engine<H> {
                 }
             }
             TransportKind::Polling if session.transport() == TransportKind::Polling => {
-                match *req.method() {
+                let res = match *req.method() {
                     Method::GET => {
                         let encoding = polling::accepted_encoding(req.headers());
-                        Ok(polling::get(&self.config, session, encoding).await)
+                        Ok(polling::get(&self.config, session.clone(), encoding).await)
                     }
-                    Method::POST => polling::post(self, session, req).await,
+                    Method::POST => polling::post(self, session.clone(), req).await,
                     _ => Err(EngineError::BadRequest),
-                }
+                };
+                // Before the answer leaves: a request that follows it must not find a
+                // session this one closed.
+                self.forget_if_closed(&session);
+                res
             }
             _ => Err(EngineError::BadRequest),
         }
@@ -228,7 +259,7 @@ impl<H: EngineHandler> Engine<H> {
     ) -> Response<Full<Bytes>> {
         let (parts, _body) = req.into_parts();
         let session = self.register(parts, TransportKind::Polling, protocol, b64);
-        let open = self.open_packet(session.id(), true, protocol);
+        let open = self.open_packet(session.id(), true);
         tokio::spawn(self.clone().run_session(session.clone(), None));
         self.handler.on_open(&session);
         let body = match protocol {
@@ -266,8 +297,8 @@ impl<H: EngineHandler> Engine<H> {
         session
     }
 
-    /// The open packet; v3 has no `maxPayload`.
-    pub(crate) fn open_packet(&self, sid: Sid, polling: bool, protocol: EngineProtocol) -> String {
+    /// The open packet (v3 as v4: the reference sends `maxPayload` to both).
+    pub(crate) fn open_packet(&self, sid: Sid, polling: bool) -> String {
         let upgrades: &[&str] =
             if polling && self.config.allow_upgrades && self.config.transports.websocket {
                 &["websocket"]
@@ -281,15 +312,14 @@ impl<H: EngineHandler> Engine<H> {
             upgrades: &'a [&'a str],
             ping_interval: u128,
             ping_timeout: u128,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            max_payload: Option<usize>,
+            max_payload: usize,
         }
         let open = Open {
             sid: sid.as_str(),
             upgrades,
             ping_interval: self.config.ping_interval.as_millis(),
             ping_timeout: self.config.ping_timeout.as_millis(),
-            max_payload: (protocol == EngineProtocol::V4).then_some(self.config.max_payload),
+            max_payload: self.config.max_payload,
         };
         let json = serde_json::to_string(&open).expect("open packet serializes"); // ok: plain struct
         format!("0{json}")

@@ -60,6 +60,8 @@ pub enum CloseReason {
     ServerClose = 4,
     /// The client sent a close packet.
     ClientClose = 5,
+    /// The client sent something that is not an Engine.IO packet.
+    ParseError = 6,
 }
 
 impl CloseReason {
@@ -70,6 +72,7 @@ impl CloseReason {
             3 => Self::PingTimeout,
             4 => Self::ServerClose,
             5 => Self::ClientClose,
+            6 => Self::ParseError,
             _ => return None,
         })
     }
@@ -81,6 +84,7 @@ impl CloseReason {
             Self::PingTimeout => "ping timeout",
             Self::ServerClose => "forced close",
             Self::ClientClose => "client close",
+            Self::ParseError => "parse error",
         }
     }
 }
@@ -121,6 +125,9 @@ pub struct Session<D> {
     ws_b64: AtomicBool,
     /// A polling GET has carried the close packet to the client.
     pub(crate) close_sent: AtomicBool,
+    /// An upgrade probe was answered: polling GETs are released with a noop (never queued,
+    /// so it cannot reach the WebSocket) until the upgrade completes or is abandoned.
+    pub(crate) probing: AtomicBool,
     close_reason: AtomicU8,
     outbox: Mutex<VecDeque<Frame>>,
     max_buffered: usize,
@@ -168,6 +175,7 @@ impl<D> Session<D> {
             polling_b64: b64,
             ws_b64: AtomicBool::new(b64),
             close_sent: AtomicBool::new(false),
+            probing: AtomicBool::new(false),
             close_reason: AtomicU8::new(0),
             outbox: Mutex::new(VecDeque::new()),
             max_buffered,
@@ -280,7 +288,11 @@ impl<D> Session<D> {
             .is_ok()
         {
             tracing::debug!(sid = %self.id, reason = reason.as_str(), "engine session closing");
+            // Everyone waiting (the session task, an upgrade probe, a pending GET), and a
+            // permit for whoever looks next.
+            self.signal.notify_waiters();
             self.signal.notify_one();
+            self.outbox_ready.notify_waiters();
             self.outbox_ready.notify_one();
         }
     }

@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
 
 use super::handler::Gate;
-use super::packet::{DecodeError, Frame, Incoming, NOOP, PONG, PONG_PROBE, Str, decode_text};
+use super::packet::{DecodeError, Frame, Incoming, PONG, PONG_PROBE, Str, decode_text};
 use super::server::{Heartbeat, header_has_token};
 use super::{
     CloseReason, Engine, EngineError, EngineHandler, EngineProtocol, Message, Session,
@@ -102,9 +102,7 @@ where
         match then {
             Accepted::Open { protocol, b64 } => {
                 let session = engine.register(parts, TransportKind::WebSocket, protocol, b64);
-                session.send_control(Frame::Text(
-                    engine.open_packet(session.id(), false, protocol).into(),
-                ));
+                session.send_control(Frame::Text(engine.open_packet(session.id(), false).into()));
                 engine.handler().on_open(&session);
                 engine.run_session(session, Some(stream)).await;
             }
@@ -135,7 +133,14 @@ async fn probe<H: EngineHandler>(
     let sid = session.id();
     let outcome = timeout(engine.config().upgrade_timeout, async {
         let mut probed = false;
-        while let Some(msg) = stream.next().await {
+        loop {
+            // The session may close while the probe runs (the client's close over polling,
+            // the server's): the reference then closes the probing WebSocket too.
+            let msg = tokio::select! {
+                msg = stream.next() => msg,
+                _ = closed(&session) => return false,
+            };
+            let Some(msg) = msg else { return false };
             let text = match msg {
                 Ok(WsMessage::Text(t)) => t,
                 Ok(WsMessage::Ping(_) | WsMessage::Pong(_)) => continue,
@@ -150,7 +155,10 @@ async fn probe<H: EngineHandler>(
                     {
                         return false;
                     }
-                    session.send_control(NOOP);
+                    // Polls are released with a noop from now on; it is never queued, so
+                    // it cannot reach the WebSocket.
+                    session.probing.store(true, Ordering::Release);
+                    session.outbox_ready.notify_waiters();
                     probed = true;
                 }
                 Ok(Incoming::Upgrade) if probed => return true,
@@ -160,22 +168,23 @@ async fn probe<H: EngineHandler>(
                 }
             }
         }
-        false
     })
     .await;
     if outcome == Ok(true) && !session.is_closed() {
         // The switch is visible to every request from here on: a GET that follows `5` sees it.
         session.set_ws_b64(b64);
         session.set_websocket();
+        session.probing.store(false, Ordering::Release);
         *session.handoff.lock().unwrap_or_else(|e| e.into_inner()) = Some(stream);
         session.upgrading.store(false, Ordering::Release);
         session.signal.notify_one();
         tracing::debug!(%sid, "upgraded to websocket");
         engine.handler().on_upgrade(&session);
     } else {
+        session.probing.store(false, Ordering::Release);
         session.upgrading.store(false, Ordering::Release);
         tracing::debug!(%sid, timed_out = outcome.is_err(), "upgrade abandoned");
-        let _ = stream.close(None).await;
+        let _ = timeout(CLOSE_GRACE, stream.close(None)).await;
     }
 }
 
@@ -338,8 +347,16 @@ pub(crate) async fn run<H: EngineHandler>(
         }
     };
     session.close(reason);
-    // The close handshake is a courtesy; a peer that does not read cannot have it.
-    let _ = tokio::time::timeout(CLOSE_GRACE, stream.close(None)).await;
+    // The closing handshake (RFC 6455 5.5.1): our Close frame, or the answer to the
+    // client's, flushed before the connection is dropped. A courtesy a peer that does not
+    // read cannot have, hence the bound.
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        let _ = stream.close(None).await;
+        // Drive the connection until the peer's Close (or its end) is read, so ours is on
+        // the wire before the TCP connection goes.
+        while let Some(Ok(_)) = stream.next().await {}
+    })
+    .await;
     reason
 }
 
@@ -363,7 +380,7 @@ fn take<H: EngineHandler>(
         Some(Ok(p)) => p,
         Some(Err(e)) => {
             tracing::debug!(sid = %session.id(), error = %e, "bad engine.io packet");
-            return Some(CloseReason::TransportError);
+            return Some(CloseReason::ParseError);
         }
         None => return None,
     };
@@ -382,6 +399,11 @@ fn take<H: EngineHandler>(
             hb.on_pong();
         }
         Incoming::Close => return Some(CloseReason::ClientClose),
+        Incoming::Ping { probe: false } | Incoming::Pong { probe: false } => {
+            // A heartbeat in the wrong direction: the reference closes the session.
+            tracing::debug!(sid = %session.id(), "invalid heartbeat direction");
+            return Some(CloseReason::TransportError);
+        }
         other => {
             tracing::trace!(sid = %session.id(), packet = ?other, "ignored packet on websocket");
         }
