@@ -91,6 +91,10 @@ async fn rust_node(url: &str, key: &str, name: &'static str) -> RustNode {
     }
 }
 
+/// How long a cluster-wide change may take to be seen (Redis round trips on a loaded
+/// machine).
+const STEP_WAIT: Duration = Duration::from_secs(10);
+
 struct Driver {
     _child: Child,
     stdin: ChildStdin,
@@ -337,10 +341,18 @@ async fn mixed_cluster_with_node() {
 
     // Joining rooms across the cluster, both ways, then a room list.
     d.cmd(json!({"cmd": "node-join-r3"})).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let has_room = |room: &'static str| {
+        let ns = main1();
+        async move {
+            ns.rooms()
+                .await
+                .is_ok_and(|rooms| rooms.iter().any(|r| r == room))
+        }
+    };
+    common::wait_until(STEP_WAIT, "r3 is known to the cluster", || has_room("r3")).await;
     d.cmd(json!({"cmd": "node-to-r3"})).await;
     main2().within("r2").join("r4").await.expect("join");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    common::wait_until(STEP_WAIT, "r4 is known to the cluster", || has_room("r4")).await;
     main1()
         .to("r4")
         .emit("in-r4", &"b1 only")
@@ -367,15 +379,22 @@ async fn mixed_cluster_with_node() {
         .disconnect()
         .await
         .expect("disconnect");
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(
-        r2.io.sockets().iter().all(|s| s.id().as_str() != b1_id),
-        "b1 still on rust2"
-    );
+    common::wait_until(STEP_WAIT, "b1 has left rust2", || {
+        let gone = r2.io.sockets().iter().all(|s| s.id().as_str() != b1_id);
+        async move { gone }
+    })
+    .await;
     // The Node process (the Node server and every client) dies: the Rust servers answer
     // fetch requests without it, at once.
     let _ = d.stdin.write_all(b"{\"cmd\":\"exit\"}\n").await;
     let _ = d._child.wait().await;
+    // Its clients' connections to the Rust servers close with it; each server notices
+    // when it next reads them, so wait for that, not for a fixed time.
+    common::wait_until(STEP_WAIT, "the dead process's sockets are gone", || {
+        let gone = r1.io.sockets().is_empty() && r2.io.sockets().is_empty();
+        async move { gone }
+    })
+    .await;
     let started = std::time::Instant::now();
     let fetched = common::within(
         Duration::from_secs(5),

@@ -40,6 +40,23 @@ pub async fn step<F: Future>(what: &str, fut: F) -> F::Output {
     within(STEP, what, fut).await
 }
 
+/// Checks `cond` every 20 ms until it holds, panicking with `what` after `limit`: the way a
+/// test waits for something to have happened (never a fixed sleep).
+pub async fn wait_until<F, Fut>(limit: Duration, what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    while !cond().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {limit:?} waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// An axum server on `127.0.0.1:<ephemeral>`, stopped when dropped.
 pub struct TestServer {
     pub addr: SocketAddr,
