@@ -81,13 +81,19 @@ impl std::fmt::Debug for SocketIoHandler {
 }
 
 impl SocketIoHandler {
-    /// A client broke the protocol: its sockets leave with `parse error`, its session closes.
+    /// A client sent a packet that does not decode: as the reference, the server closes the
+    /// connection, and its sockets leave for that reason (the engine's close).
     fn reject(&self, session: &Arc<Session<Client>>, error: &dyn std::fmt::Display) {
         tracing::warn!(sid = %session.id(), %error, "invalid packet, closing the connection");
-        for s in session.data.take_all() {
-            s.close(DisconnectReason::ParseError);
-        }
-        session.close(CloseReason::TransportError);
+        session.close(CloseReason::ServerClose);
+    }
+
+    /// A packet the connection's state does not allow (an event, ack or DISCONNECT for a
+    /// namespace not joined, a second CONNECT to one joined): the reference closes the
+    /// connection.
+    fn invalid_state(&self, session: &Arc<Session<Client>>, what: &str) {
+        tracing::debug!(sid = %session.id(), what, "packet in an invalid state, closing the connection");
+        session.close(CloseReason::ServerClose);
     }
 
     fn start_attachment_timer(&self, session: &Arc<Session<Client>>) {
@@ -128,6 +134,10 @@ impl SocketIoHandler {
                     tracing::debug!(sid = %session.id(), ns = %truncate(&ns), "CONNECT to a namespace already joined, ignored");
                     return None;
                 }
+                if session.data.socket(ns.as_str()).is_some() {
+                    self.invalid_state(session, "CONNECT to a namespace already joined");
+                    return None;
+                }
                 let Some(namespace) = self.io.namespace(ns.as_str()) else {
                     tracing::debug!(sid = %session.id(), ns = %truncate(&ns), "connect to unknown namespace");
                     let enc = self.io.shared.config.parser.connect_error(
@@ -141,21 +151,24 @@ impl SocketIoHandler {
                 gate(Box::pin(namespace.connect(session.clone(), auth)))
             }
             Body::Disconnect => {
-                if let Some(s) = session.data.socket(ns.as_str()) {
-                    s.close(DisconnectReason::ClientNamespaceDisconnect);
+                match session.data.socket(ns.as_str()) {
+                    Some(s) => s.close(DisconnectReason::ClientNamespaceDisconnect),
+                    None => self.invalid_state(session, "DISCONNECT for a namespace not joined"),
                 }
                 None
             }
             Body::Event { name, args } => match session.data.socket(ns.as_str()) {
                 Some(s) => s.receive_event(name, args, id).and_then(gate),
                 None => {
-                    tracing::debug!(sid = %session.id(), "event for a namespace not joined");
+                    self.invalid_state(session, "event for a namespace not joined");
                     None
                 }
             },
             Body::Ack(args) => {
-                if let (Some(s), Some(id)) = (session.data.socket(ns.as_str()), id) {
-                    s.dispatch_ack(id, args);
+                match (session.data.socket(ns.as_str()), id) {
+                    (Some(s), Some(id)) => s.dispatch_ack(id, args),
+                    (Some(_), None) => {}
+                    (None, _) => self.invalid_state(session, "ack for a namespace not joined"),
                 }
                 None
             }

@@ -45,7 +45,7 @@ async fn assert_closes(s: &mut SioServer, bystander: &mut Raw, packet: &str, n: 
     );
     assert_eq!(
         s.disconnect().await,
-        (sid, "parse error".to_owned()),
+        (sid, "forced close".to_owned()),
         "{shown}"
     );
     bystander.assert_alive(n).await;
@@ -144,7 +144,7 @@ async fn attachments_over_max_payload_together_close() {
     raw.send_binary(vec![0; 600]).await;
     let got = raw.closed().await;
     assert!(got.iter().all(|m| !m.starts_with("43")), "{got:?}");
-    assert_eq!(s.disconnect().await, (sid, "parse error".to_owned()));
+    assert_eq!(s.disconnect().await, (sid, "forced close".to_owned()));
     bystander.assert_alive(1).await;
 }
 

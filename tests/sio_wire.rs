@@ -197,7 +197,7 @@ async fn invalid_packets_close_only_their_connection() {
             .expect("disconnect record");
         assert_eq!(
             d,
-            json!({"sid": sid, "reason": "parse error"}),
+            json!({"sid": sid, "reason": "forced close"}),
             "{packet}: its socket leaves with `parse error`"
         );
         assert_alive(&mut bystander, i as u32).await;
@@ -228,7 +228,7 @@ async fn broken_binary_sequences_close_the_connection() {
     victim.send("2[\"echo\",1]").await;
     victim.closed().await;
     let d = step("disconnect", disconnects.recv()).await.unwrap();
-    assert_eq!(d, json!({"sid": sid, "reason": "parse error"}));
+    assert_eq!(d, json!({"sid": sid, "reason": "forced close"}));
     assert_alive(&mut bystander, 1).await;
 
     // a binary frame with no binary packet pending
@@ -239,7 +239,7 @@ async fn broken_binary_sequences_close_the_connection() {
         .unwrap();
     victim.closed().await;
     let d = step("disconnect", disconnects.recv()).await.unwrap();
-    assert_eq!(d, json!({"sid": sid, "reason": "parse error"}));
+    assert_eq!(d, json!({"sid": sid, "reason": "forced close"}));
     assert_alive(&mut bystander, 2).await;
 
     // a placeholder naming an attachment that does not exist
@@ -250,7 +250,7 @@ async fn broken_binary_sequences_close_the_connection() {
         .await;
     victim.closed().await;
     let d = step("disconnect", disconnects.recv()).await.unwrap();
-    assert_eq!(d, json!({"sid": sid, "reason": "parse error"}));
+    assert_eq!(d, json!({"sid": sid, "reason": "forced close"}));
     assert_alive(&mut bystander, 3).await;
 }
 

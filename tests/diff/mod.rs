@@ -37,6 +37,12 @@ use crate::common;
 /// `docs/deliberate-differences.md` lists the same entries for users.
 pub const DELIBERATE: &[(&str, &str)] = &[
     (
+        "connect_over_polling",
+        "a connection's packets are handled in arrival order across namespaces: a CONNECT to \
+         another namespace is answered before an event on `/` that came after it; the \
+         reference answers the event first (its CONNECT runs its middlewares on a later tick)",
+    ),
+    (
         "handshake_errors_websocket",
         "a WebSocket handshake with a missing or unsupported EIO is refused with HTTP 400 before \
          the 101; the reference completes the WebSocket handshake first and then writes an HTTP \
@@ -193,11 +199,96 @@ pub async fn start_ours(config: &Config) -> Target {
 fn show_ws(m: &WsMsg) -> Option<String> {
     Some(match m {
         WsMsg::Text(t) => format!("text {}", t.as_str()),
-        WsMsg::Binary(b) => format!("binary {}", hex(b)),
+        WsMsg::Binary(b) => match show_msgpack(b) {
+            Some(v) => format!("msgpack {v}"),
+            None => format!("binary {}", hex(b)),
+        },
         WsMsg::Close(Some(f)) => format!("close {} {:?}", u16::from(f.code), f.reason.as_str()),
         WsMsg::Close(None) => "close (no code)".to_owned(),
         WsMsg::Ping(_) | WsMsg::Pong(_) | WsMsg::Frame(_) => return None,
     })
+}
+
+/// A Socket.IO msgpack packet as sorted JSON (binary as `<bin ..>`), so that the key order
+/// each encoder picks does not count as a difference; `None` for anything else.
+#[cfg(feature = "msgpack")]
+fn show_msgpack(b: &[u8]) -> Option<String> {
+    let mut rd = b;
+    let v = rmpv::decode::read_value(&mut rd).ok()?;
+    if !rd.is_empty() || !v.is_map() {
+        return None;
+    }
+    fn to_json(v: &rmpv::Value) -> serde_json::Value {
+        use rmpv::Value as V;
+        match v {
+            V::Nil => serde_json::Value::Null,
+            V::Boolean(b) => (*b).into(),
+            V::Integer(i) => i
+                .as_i64()
+                .map(Into::into)
+                .or_else(|| i.as_u64().map(Into::into))
+                .unwrap_or_default(),
+            V::F32(f) => (*f as f64).into(),
+            V::F64(f) => (*f).into(),
+            V::String(s) => s.as_str().unwrap_or("<bad utf-8>").into(),
+            V::Binary(b) => format!("<bin {}>", hex(b)).into(),
+            V::Array(a) => a.iter().map(to_json).collect(),
+            // notepack writes `undefined` (an absent `pid`, say) as ext 0: absent here.
+            V::Map(m) => m
+                .iter()
+                .filter(|(_, v)| !matches!(v, V::Ext(0, d) if d.as_slice() == [0]))
+                .map(|(k, v)| {
+                    (
+                        k.as_str().map_or_else(|| k.to_string(), str::to_owned),
+                        to_json(v),
+                    )
+                })
+                .collect::<serde_json::Map<_, _>>()
+                .into(),
+            V::Ext(t, d) => format!("<ext {t} {}>", hex(d)).into(),
+        }
+    }
+    Some(to_json(&v).to_string())
+}
+
+#[cfg(not(feature = "msgpack"))]
+fn show_msgpack(_: &[u8]) -> Option<String> {
+    None
+}
+
+/// Encodes a JSON value as msgpack, turning `"<bin 01 02>"` strings back into binary: the
+/// way a case writes a msgpack packet.
+#[cfg(feature = "msgpack")]
+pub fn msgpack(v: &serde_json::Value) -> Vec<u8> {
+    fn from_json(v: &serde_json::Value) -> rmpv::Value {
+        use serde_json::Value as J;
+        match v {
+            J::Null => rmpv::Value::Nil,
+            J::Bool(b) => (*b).into(),
+            J::Number(n) => n
+                .as_i64()
+                .map(rmpv::Value::from)
+                .or_else(|| n.as_u64().map(rmpv::Value::from))
+                .unwrap_or_else(|| rmpv::Value::from(n.as_f64().unwrap_or(0.0))),
+            J::String(s) => match s.strip_prefix("<bin").and_then(|r| r.strip_suffix('>')) {
+                Some(h) => rmpv::Value::Binary(
+                    h.split_whitespace()
+                        .map(|x| u8::from_str_radix(x, 16).expect("hex"))
+                        .collect(),
+                ),
+                None => s.as_str().into(),
+            },
+            J::Array(a) => rmpv::Value::Array(a.iter().map(from_json).collect()),
+            J::Object(o) => rmpv::Value::Map(
+                o.iter()
+                    .map(|(k, v)| (k.as_str().into(), from_json(v)))
+                    .collect(),
+            ),
+        }
+    }
+    let mut out = Vec::new();
+    rmpv::encode::write_value(&mut out, &from_json(v)).expect("encode msgpack");
+    out
 }
 
 fn hex(b: &[u8]) -> String {
@@ -474,7 +565,11 @@ impl Wire {
 
     /// Sends a binary frame.
     pub async fn ws_send_bin(&mut self, name: &str, data: &[u8]) {
-        self.record(format!("WS {name} -> binary {}", hex(data)));
+        let shown = show_msgpack(data).map_or_else(
+            || format!("binary {}", hex(data)),
+            |v| format!("msgpack {v}"),
+        );
+        self.record(format!("WS {name} -> {shown}"));
         let ws = self.ws.get_mut(name).expect("no such websocket");
         if let Err(e) = ws.send(WsMsg::binary(data.to_vec())).await {
             self.record(format!("WS {name} send failed: {}", short_ws_error(&e)));
@@ -807,8 +902,7 @@ where
         case(Wire::new(target, lines.clone())),
     )
     .await;
-    let out = lines.lock().unwrap().clone();
-    out
+    lines.lock().unwrap().clone()
 }
 
 fn render(theirs: &[String], mine: &[String]) -> String {
