@@ -569,3 +569,21 @@ diff_case!(v3_upgrade, E3, |mut w: Wire| async move {
     w.ws_recv("a").await;
     w.get("EIO=3&transport=polling&sid={sid}").await.ok();
 });
+
+diff_case!(
+    upgrade_poll_racing_the_switch,
+    E,
+    |mut w: Wire| async move {
+        // The client sends the probe and `5` back to back and polls at once (as the official
+        // suite does): the poll must not be served once `5` is read, and a poll that got there
+        // first is not answered before the reference's upgrade check would answer it.
+        w.handshake(4, "").await.ok();
+        w.ws_open("a", "EIO=4&transport=websocket&sid={sid}").await;
+        w.ws_send("a", "2probe").await;
+        w.ws_send("a", "5").await;
+        w.get("EIO=4&transport=polling&sid={sid}").await.ok();
+        w.ws_recv("a").await;
+        w.ws_send("a", "4hello").await;
+        w.ws_recv("a").await;
+    }
+);

@@ -58,6 +58,10 @@ pub(crate) fn text_response(body: Bytes) -> Response<Full<Bytes>> {
     res
 }
 
+/// How often a poll pending during an upgrade probe is released with a noop (the
+/// reference's upgrade check interval).
+const PROBE_CHECK: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// A long-polling GET: waits for packets, then answers with as many as fit in `max_payload`.
 pub(crate) async fn get<D>(
     config: &EngineConfig,
@@ -79,8 +83,19 @@ pub(crate) async fn get<D>(
             break (frames, closed);
         }
         if session.probing.load(Ordering::Acquire) {
-            // An upgrade is being probed: release this poll so the client can finish it.
-            break (vec![NOOP], false);
+            // An upgrade is being probed: as the reference, release this poll with a noop
+            // at the next check (every 100 ms) so the client can finish the upgrade; if it
+            // finished meanwhile, polling is over for this sid.
+            let _ = tokio::time::timeout(PROBE_CHECK, ready).await;
+            if session.transport() != super::TransportKind::Polling {
+                guard.done = true;
+                return EngineError::BadRequest.into_response();
+            }
+            let frames = session.drain_polling(config.max_payload);
+            if frames.is_empty() {
+                break (vec![NOOP], false);
+            }
+            break (frames, session.is_closed());
         }
         ready.await;
     };

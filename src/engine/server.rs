@@ -199,6 +199,17 @@ impl<H: EngineHandler> Engine<H> {
         };
         let session = Sid::parse(sid)
             .and_then(|sid| self.session(sid))
+            .inspect(|s| {
+                if s.pong_overdue() {
+                    s.close(CloseReason::PingTimeout);
+                }
+            })
+            // A session closed for any reason but the server's (which still owes the client
+            // its close packet) is gone, even if its task has not removed it yet.
+            .filter(|s| {
+                s.close_reason()
+                    .is_none_or(|r| r == CloseReason::ServerClose)
+            })
             .ok_or(EngineError::UnknownSid)?;
         match transport {
             TransportKind::WebSocket if upgrade => {
@@ -331,7 +342,7 @@ impl<H: EngineHandler> Engine<H> {
         session: Arc<Session<H::Data>>,
         mut socket: Option<WsStream>,
     ) {
-        let mut hb = Heartbeat::new(&self.config, session.protocol());
+        let mut hb = Heartbeat::new(&self.config, session.protocol(), session.started);
         let reason = loop {
             if let Some(stream) = socket.take() {
                 break ws::run(&self, &session, stream, &mut hb).await;
@@ -419,7 +430,7 @@ async fn idle_polling<D>(
             .pong
             .swap(false, std::sync::atomic::Ordering::AcqRel)
         {
-            hb.on_pong();
+            hb.on_pong(session);
         }
         tokio::select! {
             _ = signal => {}
@@ -446,7 +457,7 @@ pub(crate) struct Heartbeat {
 }
 
 impl Heartbeat {
-    fn new(config: &EngineConfig, protocol: EngineProtocol) -> Self {
+    fn new(config: &EngineConfig, protocol: EngineProtocol, start: Instant) -> Self {
         let client_pings = protocol == EngineProtocol::V3;
         let first = if client_pings {
             config.ping_interval + config.ping_timeout
@@ -454,7 +465,7 @@ impl Heartbeat {
             config.ping_interval
         };
         Self {
-            deadline: Instant::now() + first,
+            deadline: start + first,
             awaiting_pong: false,
             client_pings,
             interval: config.ping_interval,
@@ -463,7 +474,8 @@ impl Heartbeat {
     }
 
     /// The client's side of the heartbeat arrived: a pong (v4) or a ping (v3).
-    pub(crate) fn on_pong(&mut self) {
+    pub(crate) fn on_pong<D>(&mut self, session: &Session<D>) {
+        session.set_pong_due(None);
         if self.client_pings {
             self.deadline = Instant::now() + self.interval + self.timeout;
         } else if self.awaiting_pong {
@@ -479,7 +491,9 @@ impl Heartbeat {
         }
         session.send_control(PING);
         self.awaiting_pong = true;
-        self.deadline = Instant::now() + self.timeout;
+        // From when the ping was due, not from when this timer got to run: no grace.
+        self.deadline += self.timeout;
+        session.set_pong_due(Some(self.deadline));
         Ok(())
     }
 }

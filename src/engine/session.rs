@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use http::request::Parts;
@@ -111,6 +111,13 @@ pub struct Session<D> {
     pub data: D,
     parts: Parts,
     issued: SystemTime,
+    /// When the session was registered: the heartbeat counts from here, not from when its
+    /// task first runs.
+    pub(crate) started: tokio::time::Instant,
+    /// While a server ping waits for its pong: when the pong is due, in milliseconds since
+    /// `started` (0: none pending). Requests check it, so a timed-out session is refused at
+    /// its deadline even before its task's timer has run.
+    pong_due_ms: AtomicU64,
     transport: AtomicU8,
     pub(crate) upgrading: AtomicBool,
     pub(crate) get_busy: AtomicBool,
@@ -163,6 +170,8 @@ impl<D> Session<D> {
             data,
             parts,
             issued: SystemTime::now(),
+            started: tokio::time::Instant::now(),
+            pong_due_ms: AtomicU64::new(0),
             transport: AtomicU8::new(match transport {
                 TransportKind::Polling => POLLING,
                 TransportKind::WebSocket => WEBSOCKET,
@@ -272,6 +281,22 @@ impl<D> Session<D> {
     pub(crate) fn send_control(&self, frame: Frame) {
         self.lock_outbox().push_back(frame);
         self.outbox_ready.notify_one();
+    }
+
+    /// A ping was queued: the pong is due at `due`; `None` when it came.
+    pub(crate) fn set_pong_due(&self, due: Option<tokio::time::Instant>) {
+        let ms = due.map_or(0, |d| {
+            u64::try_from(d.saturating_duration_since(self.started).as_millis())
+                .unwrap_or(u64::MAX)
+                .max(1)
+        });
+        self.pong_due_ms.store(ms, Ordering::Release);
+    }
+
+    /// Whether a ping went unanswered past its timeout.
+    pub(crate) fn pong_overdue(&self) -> bool {
+        let due = self.pong_due_ms.load(Ordering::Acquire);
+        due != 0 && self.started.elapsed().as_millis() >= u128::from(due)
     }
 
     /// Number of frames waiting to be written.

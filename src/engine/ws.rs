@@ -178,6 +178,8 @@ async fn probe<H: EngineHandler>(
         *session.handoff.lock().unwrap_or_else(|e| e.into_inner()) = Some(stream);
         session.upgrading.store(false, Ordering::Release);
         session.signal.notify_one();
+        // A poll waiting for its noop learns that polling is over.
+        session.outbox_ready.notify_waiters();
         tracing::debug!(%sid, "upgraded to websocket");
         engine.handler().on_upgrade(&session);
     } else {
@@ -393,10 +395,10 @@ fn take<H: EngineHandler>(
             held.push_back(m);
         }
         Incoming::Message(m) => *gate = engine.handler().on_message(session, m),
-        Incoming::Pong { probe: false } if framing == WsFraming::V4 => hb.on_pong(),
+        Incoming::Pong { probe: false } if framing == WsFraming::V4 => hb.on_pong(session),
         Incoming::Ping { probe: false } if framing != WsFraming::V4 => {
             session.send_control(PONG);
-            hb.on_pong();
+            hb.on_pong(session);
         }
         Incoming::Close => return Some(CloseReason::ClientClose),
         Incoming::Ping { probe: false } | Incoming::Pong { probe: false } => {

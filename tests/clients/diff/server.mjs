@@ -5,7 +5,7 @@
 // Usage: node server.mjs '<json config>'; prints {"port":N} once listening, exits when its
 // stdin closes (the test process went away).
 //
-// Config: {"layer":"engine"|"sio","pingInterval","pingTimeout","maxPayload","upgradeTimeout",
+// Config: {"layer":"engine"|"sio","port" (default: any),"pingInterval","pingTimeout","maxPayload","upgradeTimeout",
 //          "allowEIO3","msgpack"}
 import http from "node:http";
 import { createRequire } from "node:module";
@@ -85,7 +85,7 @@ if (cfg.layer === "engine") {
   io.of("/forbidden").on("connection", () => {});
 }
 
-server.listen(0, "127.0.0.1", () => {
+server.listen(cfg.port ?? 0, "127.0.0.1", () => {
   process.stdout.write(JSON.stringify({ port: server.address().port }) + "\n");
 });
 process.stdin.on("end", () => process.exit(0));
