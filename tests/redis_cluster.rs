@@ -126,11 +126,25 @@ impl Driver {
         answer
     }
 
-    /// Events each client received since the last call, as (event, first argument).
-    async fn received(&mut self) -> Value {
-        // Let every delivery land, including those relayed through Redis and polling.
-        tokio::time::sleep(Duration::from_millis(400)).await;
-        let r = self.cmd(json!({"cmd": "report"})).await;
+    /// Events each client received since the last call, as (event, first argument), once
+    /// each client named in `expect` has at least its count (deliveries relayed through
+    /// Redis and polling land when they land: wait for them, with a deadline).
+    async fn received(&mut self, expect: &[(&str, usize)]) -> Value {
+        let deadline = tokio::time::Instant::now() + STEP_WAIT;
+        let r = loop {
+            let r = self.cmd(json!({"cmd": "report"})).await;
+            let all_in = expect
+                .iter()
+                .all(|(c, n)| events(&r["received"], c).len() >= *n);
+            if all_in {
+                break r;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {expect:?}: {r}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
         self.cmd(json!({"cmd": "clear"})).await;
         r["received"].clone()
     }
@@ -177,7 +191,7 @@ async fn mixed_cluster_with_node() {
     let main1 = || r1.io.of("/").expect("ns");
     let main2 = || r2.io.of("/").expect("ns");
     assert_eq!(main1().emit("from-rust", &"all").await.expect("emit"), 1);
-    let got = d.received().await;
+    let got = d.received(&[("a1", 1), ("b1", 1), ("c1", 1)]).await;
     for c in ["a1", "b1", "c1"] {
         assert_eq!(
             events(&got, c),
@@ -194,7 +208,7 @@ async fn mixed_cluster_with_node() {
         .await
         .expect("emit");
     main1().local().emit("local", &3).await.expect("emit");
-    let got = d.received().await;
+    let got = d.received(&[("a1", 2), ("b1", 1), ("c1", 1)]).await;
     assert_eq!(
         events(&got, "a1"),
         vec![ev("except-r2", json!(2)), ev("local", json!(3))],
@@ -208,7 +222,7 @@ async fn mixed_cluster_with_node() {
     d.cmd(json!({"cmd": "node-to-r2"})).await;
     d.cmd(json!({"cmd": "node-except-r2"})).await;
     d.cmd(json!({"cmd": "node-binary"})).await;
-    let got = d.received().await;
+    let got = d.received(&[("a1", 3), ("b1", 3)]).await;
     let bin = json!({"bin": [7, 8, 9]});
     assert_eq!(
         events(&got, "a1"),
@@ -234,7 +248,7 @@ async fn mixed_cluster_with_node() {
         .emit("from-rust-bin", &Binary::from(vec![1u8, 2]))
         .await
         .expect("emit");
-    let got = d.received().await;
+    let got = d.received(&[("a1", 1), ("b1", 1), ("c1", 1)]).await;
     for c in ["a1", "b1", "c1"] {
         assert_eq!(
             events(&got, c),
@@ -246,7 +260,7 @@ async fn mixed_cluster_with_node() {
     // socket.broadcast() from a client on Rust 1: everyone else, on every server.
     d.cmd(json!({"cmd": "client-broadcast", "from": "a1"}))
         .await;
-    let got = d.received().await;
+    let got = d.received(&[("b1", 1), ("c1", 1)]).await;
     assert!(events(&got, "a1").is_empty(), "{got}");
     for c in ["b1", "c1"] {
         assert_eq!(
@@ -259,7 +273,7 @@ async fn mixed_cluster_with_node() {
     // The emitter.
     d.cmd(json!({"cmd": "emitter-all"})).await;
     d.cmd(json!({"cmd": "emitter-r2"})).await;
-    let got = d.received().await;
+    let got = d.received(&[("a1", 1), ("b1", 2)]).await;
     assert_eq!(
         events(&got, "a1"),
         vec![ev("from-emitter", json!("all"))],
@@ -320,7 +334,7 @@ async fn mixed_cluster_with_node() {
         node_acks["acks"],
         json!(["ack from a1", "ack from b1", "ack from c1"])
     );
-    d.received().await;
+    d.received(&[]).await;
 
     // Server-side events with acks, both ways.
     let mut answers: Vec<String> = r1
@@ -358,7 +372,7 @@ async fn mixed_cluster_with_node() {
         .emit("in-r4", &"b1 only")
         .await
         .expect("emit");
-    let got = d.received().await;
+    let got = d.received(&[("a1", 1), ("b1", 2), ("c1", 1)]).await;
     assert_eq!(events(&got, "a1"), vec![ev("in-r3", json!("yes"))], "{got}");
     assert_eq!(
         events(&got, "b1"),
@@ -495,7 +509,12 @@ async fn survives_a_redis_restart() {
     // Redis goes away: cluster emits fail clearly, the servers keep running.
     redis.kill().await.expect("kill redis");
     let _ = redis.wait().await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Wait until the servers notice (a request, which has no side effect, fails).
+    common::wait_until(STEP_WAIT, "the outage is noticed", || {
+        let io = r1.io.clone();
+        async move { io.server_count().await.is_err() }
+    })
+    .await;
     assert!(
         main1().emit("tick", &2).await.is_err(),
         "publish without redis must fail"
