@@ -43,7 +43,9 @@ pub enum DisconnectReason {
     TransportError,
     /// The client stopped answering pings (`ping timeout`).
     PingTimeout,
-    /// The client sent an invalid packet (`parse error`).
+    /// The client sent something that is not an Engine.IO packet, or a binary packet that
+    /// never completed (`parse error`). A Socket.IO packet that does not decode closes the
+    /// connection instead, as in the reference ([`ForcedClose`](Self::ForcedClose)).
     ParseError,
     /// The client left the namespace (`client namespace disconnect`).
     ClientNamespaceDisconnect,

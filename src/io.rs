@@ -452,8 +452,9 @@ impl SocketIoBuilder {
         self.config.engine.allow_upgrades = allow;
         self
     }
-    /// A hook over the request parts of handshakes and upgrades; `Err(msg)` refuses with
-    /// HTTP 403. Check `Origin` here: CORS does not protect WebSocket upgrades.
+    /// A hook over the request parts of handshakes and upgrades; `Err(msg)` refuses (HTTP 403
+    /// on polling, 400 on WebSocket, as the reference). Check `Origin` here: CORS does not
+    /// protect WebSocket upgrades.
     pub fn allow_request<F>(mut self, f: F) -> Self
     where
         F: Fn(&Parts) -> Result<(), String> + Send + Sync + 'static,

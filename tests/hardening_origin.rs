@@ -1,7 +1,8 @@
 //! Restricting origins (issue #6), as `SECURITY.md` recommends: an `allow_request` hook that
 //! checks the `Origin` header. It runs on the polling handshake, the direct WebSocket
 //! handshake and the upgrade of a polling session alike (CORS headers protect none of the
-//! WebSocket ones). A foreign origin gets 403 `{"code":4,...}`; an allowed one passes.
+//! WebSocket ones). A foreign origin gets 403 `{"code":4,...}` on polling, and on a WebSocket
+//! handshake 400 with the message as text (as the reference); an allowed one passes.
 
 mod common;
 mod hardening_util;
@@ -77,6 +78,11 @@ fn ws_request(server: &TestServer, query: &str, origin: &str) -> String {
     )
 }
 
+/// A refused WebSocket handshake or upgrade, as the reference words it.
+fn assert_forbidden_ws(status: u16, body: &str) {
+    assert_eq!((status, body), (400, "origin not allowed"));
+}
+
 fn assert_forbidden(status: u16, body: &str) {
     assert_eq!(status, 403, "{body}");
     let json: Value = serde_json::from_str(body).expect("error JSON");
@@ -124,7 +130,7 @@ async fn websocket_handshake_checks_origin() {
         ),
     )
     .await;
-    assert_forbidden(status, &body);
+    assert_forbidden_ws(status, &body);
     assert_eq!(s.io.connection_count(), 0);
 
     let (status, _) = raw_request(
@@ -150,7 +156,7 @@ async fn upgrade_checks_origin() {
         ws_request(&s.server, &query, "https://evil.example"),
     )
     .await;
-    assert_forbidden(status, &body);
+    assert_forbidden_ws(status, &body);
     // The session stays on polling, untouched.
     polling.assert_alive(1).await;
 

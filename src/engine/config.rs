@@ -26,7 +26,8 @@ impl Default for Transports {
 
 /// A hook that sees the request parts of every handshake and upgrade and may refuse it.
 ///
-/// `Err(message)` answers HTTP 403 with `{"code":4,"message":message}`.
+/// `Err(message)` answers HTTP 403 with `{"code":4,"message":message}` (a WebSocket handshake
+/// or upgrade: 400 with the message as text, as the reference).
 pub type AllowRequest = Arc<dyn Fn(&Parts) -> Result<(), String> + Send + Sync>;
 
 /// Engine.IO settings. Build one with [`EngineConfig::builder`]; the defaults are those of the
@@ -161,7 +162,8 @@ impl EngineConfigBuilder {
         self.0.ws_read_buffer_size = n.max(256);
         self
     }
-    /// A hook over the request parts of handshakes and upgrades; `Err(msg)` refuses with 403.
+    /// A hook over the request parts of handshakes and upgrades; `Err(msg)` refuses (403 on
+    /// polling, 400 on WebSocket, as the reference).
     pub fn allow_request<F>(mut self, f: F) -> Self
     where
         F: Fn(&Parts) -> Result<(), String> + Send + Sync + 'static,
