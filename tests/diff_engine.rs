@@ -587,3 +587,53 @@ diff_case!(
         w.ws_recv("a").await;
     }
 );
+
+const HB_LONG_TIMEOUT: Config = Config::ENGINE.heartbeat(300, 400);
+
+diff_case!(
+    heartbeat_message_while_awaiting_pong,
+    HB_LONG_TIMEOUT,
+    |mut w: Wire| async move {
+        // A packet that comes while the server waits for a pong gives the client a fresh ping
+        // timeout, once (the reference refreshes its timer).
+        w.ws_handshake("a", 4, "").await;
+        w.ws_recv("a").await;
+        w.wait(250).await;
+        w.ws_send("a", "4while-waiting").await;
+        w.ws_recv("a").await;
+        w.wait(250).await;
+        w.ws_send("a", "3").await;
+        w.ws_send("a", "4alive").await;
+        w.ws_recv("a").await;
+    }
+);
+
+diff_case!(
+    heartbeat_pong_just_in_time,
+    HB_LONG_TIMEOUT,
+    |mut w: Wire| async move {
+        w.ws_handshake("a", 4, "").await;
+        w.ws_recv("a").await;
+        w.wait(250).await;
+        w.ws_send("a", "3").await;
+        w.ws_send("a", "4alive").await;
+        w.ws_recv("a").await;
+        w.ws_recv("a").await;
+    }
+);
+
+diff_case!(
+    heartbeat_message_while_awaiting_pong_polling,
+    HB_LONG_TIMEOUT,
+    |mut w: Wire| async move {
+        w.handshake(4, "").await.ok();
+        w.get("EIO=4&transport=polling&sid={sid}").await.ok();
+        w.wait(250).await;
+        w.post("EIO=4&transport=polling&sid={sid}", "4while-waiting")
+            .await
+            .ok();
+        w.wait(250).await;
+        w.post("EIO=4&transport=polling&sid={sid}", "3").await.ok();
+        w.get("EIO=4&transport=polling&sid={sid}").await.ok();
+    }
+);

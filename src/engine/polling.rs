@@ -310,6 +310,14 @@ where
         session.close(CloseReason::ParseError);
         Vec::new()
     });
+    let v4_pong = |p: &Incoming| !v3 && matches!(p, Incoming::Pong { probe: false });
+    if packets.iter().any(|p| !v4_pong(p))
+        && !v3
+        && session.refresh_pong_due(engine.config().ping_timeout)
+    {
+        // The session task takes up the extended deadline.
+        session.signal.notify_one();
+    }
     for packet in packets {
         if session.is_closed() {
             break;

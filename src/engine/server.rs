@@ -432,6 +432,7 @@ async fn idle_polling<D>(
         {
             hb.on_pong(session);
         }
+        hb.sync(session);
         tokio::select! {
             _ = signal => {}
             _ = sleep_until(hb.deadline) => hb.on_timer(session)?,
@@ -484,6 +485,22 @@ impl Heartbeat {
         }
     }
 
+    /// Takes up a pong deadline a packet extended (see [`Session::refresh_pong_due`]).
+    pub(crate) fn sync<D>(&mut self, session: &Session<D>) {
+        if self.awaiting_pong {
+            if let Some(due) = session.pong_due() {
+                self.deadline = self.deadline.max(due);
+            }
+        }
+    }
+
+    /// A packet other than a pong arrived (v4): a pending ping's timeout starts again, once.
+    pub(crate) fn on_packet<D>(&mut self, session: &Session<D>) {
+        if !self.client_pings && session.refresh_pong_due(self.timeout) {
+            self.sync(session);
+        }
+    }
+
     /// The deadline passed: ping, or give up if the last ping went unanswered.
     pub(crate) fn on_timer<D>(&mut self, session: &Session<D>) -> Result<(), CloseReason> {
         if self.awaiting_pong || self.client_pings {
@@ -493,7 +510,7 @@ impl Heartbeat {
         self.awaiting_pong = true;
         // From when the ping was due, not from when this timer got to run: no grace.
         self.deadline += self.timeout;
-        session.set_pong_due(Some(self.deadline));
+        session.ping_sent(self.deadline);
         Ok(())
     }
 }

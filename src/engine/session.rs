@@ -118,6 +118,8 @@ pub struct Session<D> {
     /// `started` (0: none pending). Requests check it, so a timed-out session is refused at
     /// its deadline even before its task's timer has run.
     pong_due_ms: AtomicU64,
+    /// The pending ping's timeout was already extended by a packet (once per ping).
+    ping_refreshed: AtomicBool,
     transport: AtomicU8,
     pub(crate) upgrading: AtomicBool,
     pub(crate) get_busy: AtomicBool,
@@ -172,6 +174,7 @@ impl<D> Session<D> {
             issued: SystemTime::now(),
             started: tokio::time::Instant::now(),
             pong_due_ms: AtomicU64::new(0),
+            ping_refreshed: AtomicBool::new(false),
             transport: AtomicU8::new(match transport {
                 TransportKind::Polling => POLLING,
                 TransportKind::WebSocket => WEBSOCKET,
@@ -291,6 +294,32 @@ impl<D> Session<D> {
                 .max(1)
         });
         self.pong_due_ms.store(ms, Ordering::Release);
+    }
+
+    /// A ping was just queued: its timeout may be extended once again.
+    pub(crate) fn ping_sent(&self, due: tokio::time::Instant) {
+        self.ping_refreshed.store(false, Ordering::Release);
+        self.set_pong_due(Some(due));
+    }
+
+    /// A packet other than a pong arrived: while a pong is awaited, the reference gives the
+    /// client a fresh `timeout` from now, once per ping. Whether it did.
+    pub(crate) fn refresh_pong_due(&self, timeout: std::time::Duration) -> bool {
+        if self.pong_due_ms.load(Ordering::Acquire) == 0
+            || self.ping_refreshed.swap(true, Ordering::AcqRel)
+        {
+            return false;
+        }
+        self.set_pong_due(Some(tokio::time::Instant::now() + timeout));
+        true
+    }
+
+    /// When the awaited pong is due, if one is.
+    pub(crate) fn pong_due(&self) -> Option<tokio::time::Instant> {
+        match self.pong_due_ms.load(Ordering::Acquire) {
+            0 => None,
+            ms => Some(self.started + std::time::Duration::from_millis(ms)),
+        }
     }
 
     /// Whether a ping went unanswered past its timeout.

@@ -379,7 +379,14 @@ fn take<H: EngineHandler>(
         return Some(CloseReason::TransportClose);
     }
     let incoming = match framing.decode(msg) {
-        Some(Ok(p)) => p,
+        Some(Ok(Incoming::Pong { probe: false })) if framing == WsFraming::V4 => {
+            hb.on_pong(session);
+            return None;
+        }
+        Some(Ok(p)) => {
+            hb.on_packet(session);
+            p
+        }
         Some(Err(e)) => {
             tracing::debug!(sid = %session.id(), error = %e, "bad engine.io packet");
             return Some(CloseReason::ParseError);
