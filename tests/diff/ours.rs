@@ -43,7 +43,12 @@ pub async fn serve(config: &Config) -> TestServer {
         .max_payload(config.max_payload)
         .allow_eio3(config.allow_eio3);
     if config.msgpack {
-        builder = builder.parser(tower_socketio::parser::Parser::MsgPack);
+        #[cfg(feature = "msgpack")]
+        {
+            builder = builder.parser(tower_socketio::parser::Parser::MsgPack);
+        }
+        #[cfg(not(feature = "msgpack"))]
+        panic!("the msgpack cases need the msgpack feature");
     }
     let (layer, io) = builder.build_layer();
     for nsp in ["/", "/second"] {
