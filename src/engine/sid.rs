@@ -65,8 +65,8 @@ impl Sid {
 
     /// The id as text.
     pub fn as_str(&self) -> &str {
-        // ok: only base64 alphabet bytes are ever stored, and `len` is 20 or 22.
-        std::str::from_utf8(&self.bytes[..self.len as usize]).expect("sid is ASCII")
+        // Only base64 alphabet bytes are ever stored, and `len` is 20 or 22.
+        std::str::from_utf8(&self.bytes[..self.len as usize]).expect("sid is ASCII") // ok: ASCII only
     }
 }
 
