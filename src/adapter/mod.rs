@@ -327,6 +327,44 @@ pub trait Adapter: Send + Sync + 'static {
     }
 }
 
+/// The room methods of [`Adapter`], answered by a [`LocalAdapter`] field: room membership is
+/// per server, so every cluster adapter keeps it in one and only adds the cluster methods.
+#[cfg(any(feature = "redis", feature = "postgres"))]
+macro_rules! rooms_in_local_adapter {
+    ($field:ident) => {
+        fn add_socket(&self, sid: $crate::engine::Sid) {
+            self.$field.add_socket(sid);
+        }
+        fn join(&self, sid: $crate::engine::Sid, rooms: &[$crate::adapter::Room]) {
+            self.$field.join(sid, rooms);
+        }
+        fn leave(&self, sid: $crate::engine::Sid, rooms: &[$crate::adapter::Room]) {
+            self.$field.leave(sid, rooms);
+        }
+        fn remove_socket(&self, sid: $crate::engine::Sid) {
+            self.$field.remove_socket(sid);
+        }
+        fn socket_rooms(&self, sid: $crate::engine::Sid) -> Vec<$crate::adapter::Room> {
+            self.$field.socket_rooms(sid)
+        }
+        fn for_each(
+            &self,
+            opts: &$crate::adapter::BroadcastOptions,
+            f: &mut dyn FnMut($crate::engine::Sid),
+        ) {
+            self.$field.for_each(opts, f);
+        }
+        fn rooms(&self) -> Vec<$crate::adapter::Room> {
+            self.$field.rooms()
+        }
+        fn socket_count(&self) -> usize {
+            self.$field.socket_count()
+        }
+    };
+}
+#[cfg(any(feature = "redis", feature = "postgres"))]
+pub(crate) use rooms_in_local_adapter;
+
 /// Makes the adapter of each namespace.
 pub type AdapterFactory = Arc<dyn Fn(&str) -> Box<dyn Adapter> + Send + Sync>;
 

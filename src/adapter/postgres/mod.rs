@@ -58,7 +58,6 @@ use super::{
 use crate::cluster::postgres as wire;
 use crate::cluster::requests::Pending;
 use crate::cluster::values::{ack_args, get, get_str, opts_value, packet_value};
-use crate::engine::Sid;
 use crate::parser::EventPacket;
 
 /// Settings of the Postgres adapter; the defaults are those of Node's adapter.
@@ -291,30 +290,7 @@ impl Adapter for PostgresAdapter {
         let _ = self.ns.local.set(ns);
         self.link.register(self.ns.clone());
     }
-    fn add_socket(&self, sid: Sid) {
-        self.local.add_socket(sid);
-    }
-    fn join(&self, sid: Sid, rooms: &[Room]) {
-        self.local.join(sid, rooms);
-    }
-    fn leave(&self, sid: Sid, rooms: &[Room]) {
-        self.local.leave(sid, rooms);
-    }
-    fn remove_socket(&self, sid: Sid) {
-        self.local.remove_socket(sid);
-    }
-    fn socket_rooms(&self, sid: Sid) -> Vec<Room> {
-        self.local.socket_rooms(sid)
-    }
-    fn for_each(&self, opts: &BroadcastOptions, f: &mut dyn FnMut(Sid)) {
-        self.local.for_each(opts, f);
-    }
-    fn rooms(&self) -> Vec<Room> {
-        self.local.rooms()
-    }
-    fn socket_count(&self) -> usize {
-        self.local.socket_count()
-    }
+    crate::adapter::rooms_in_local_adapter!(local);
 
     fn broadcast<'a>(
         &'a self,

@@ -63,7 +63,6 @@ use crate::adapter::{
 use crate::cluster::redis_streams as wire;
 use crate::cluster::requests::Pending;
 use crate::cluster::values::{ack_args, opts_value};
-use crate::engine::Sid;
 use crate::parser::{Encoded, EventPacket};
 
 /// Settings of the Redis Streams adapter; the defaults are those of the Node adapter.
@@ -184,30 +183,7 @@ impl Adapter for RedisStreamsAdapter {
         let _ = self.ns.local.set(ns);
         self.link.register(self.ns.clone());
     }
-    fn add_socket(&self, sid: Sid) {
-        self.local.add_socket(sid);
-    }
-    fn join(&self, sid: Sid, rooms: &[Room]) {
-        self.local.join(sid, rooms);
-    }
-    fn leave(&self, sid: Sid, rooms: &[Room]) {
-        self.local.leave(sid, rooms);
-    }
-    fn remove_socket(&self, sid: Sid) {
-        self.local.remove_socket(sid);
-    }
-    fn socket_rooms(&self, sid: Sid) -> Vec<Room> {
-        self.local.socket_rooms(sid)
-    }
-    fn for_each(&self, opts: &BroadcastOptions, f: &mut dyn FnMut(Sid)) {
-        self.local.for_each(opts, f);
-    }
-    fn rooms(&self) -> Vec<Room> {
-        self.local.rooms()
-    }
-    fn socket_count(&self) -> usize {
-        self.local.socket_count()
-    }
+    crate::adapter::rooms_in_local_adapter!(local);
 
     /// Frames a packet for local delivery without appending it (socket emits and broadcasts
     /// go through [`broadcast`](Adapter::broadcast) instead). With recovery on, its offset is
