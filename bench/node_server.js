@@ -9,7 +9,9 @@
 //          sender included (the rooms-churn senders are in no room)
 // Listens with a backlog of 4096, as the Rust servers. Usage: node node_server.js 127.0.0.1:3200
 // With REDIS_URL set, the node joins a cluster through @socket.io/redis-adapter (key
-// BENCH_REDIS_KEY, default "socket.io"), as the adapter's documentation sets it up.
+// BENCH_REDIS_KEY, default "socket.io"), as the adapter's documentation sets it up; with
+// BENCH_ADAPTER=streams too, through @socket.io/redis-streams-adapter instead (stream name
+// and channel prefix BENCH_REDIS_KEY).
 "use strict";
 const http = require("http");
 const { Server } = require("socket.io");
@@ -31,14 +33,30 @@ io.on("connection", (socket) => {
 async function main() {
   if (process.env.REDIS_URL) {
     const { createClient } = require("redis");
-    const { createAdapter } = require("@socket.io/redis-adapter");
-    const pubClient = createClient({ url: process.env.REDIS_URL });
-    const subClient = pubClient.duplicate();
-    await Promise.all([pubClient.connect(), subClient.connect()]);
-    io.adapter(createAdapter(pubClient, subClient, { key: process.env.BENCH_REDIS_KEY || "socket.io" }));
+    const key = process.env.BENCH_REDIS_KEY || "socket.io";
+    const kind = process.env.BENCH_ADAPTER || "pubsub";
+    if (kind === "streams") {
+      const { createAdapter } = require("@socket.io/redis-streams-adapter");
+      const client = createClient({ url: process.env.REDIS_URL });
+      await client.connect();
+      io.adapter(createAdapter(client, {
+        streamName: key,
+        channelPrefix: key,
+        sessionKeyPrefix: `${key}:session:`,
+      }));
+    } else if (kind === "pubsub") {
+      const { createAdapter } = require("@socket.io/redis-adapter");
+      const pubClient = createClient({ url: process.env.REDIS_URL });
+      const subClient = pubClient.duplicate();
+      await Promise.all([pubClient.connect(), subClient.connect()]);
+      io.adapter(createAdapter(pubClient, subClient, { key }));
+    } else {
+      throw new Error(`BENCH_ADAPTER=${kind}: expected pubsub or streams`);
+    }
   }
   server.listen({ host, port: Number(port), backlog: 4096 }, () => {
-    console.log(`ready node socket.io ${require("socket.io/package.json").version} on ${host}:${port}`);
+    const adapter = io.of("/").adapter.constructor.name;
+    console.log(`ready node socket.io ${require("socket.io/package.json").version} (${adapter}) on ${host}:${port}`);
   });
 }
 main();
