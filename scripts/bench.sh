@@ -5,13 +5,16 @@
 #   scripts/bench.sh                 # full run: 3 rounds, 10 s windows
 #   scripts/bench.sh --quick         # smoke run: 1 round, short windows, fewer connections
 #   scripts/bench.sh --rounds 5 --scenarios "echo fanout" --servers "ours node raw"
+#   scripts/bench.sh --scenarios cluster --servers "ours node" --cluster-adapters "pubsub streams"
 #
 # Servers: ours (examples/bench_value.rs, README style with Data<serde_json::Value>), typed
 # (examples/bench_typed.rs, a serde-derived struct), tuned (examples/bench_server.rs, the
 # hand-tuned server), socketioxide (bench/socketioxide, its documented style), node
 # (bench/node_server.js), raw (examples/raw_ws_server.rs). Scenarios: echo fanout fanout-bin
-# connect upgrade polling-echo churn, cluster (3 nodes on one Redis: ours with the Redis
-# adapter, Node with @socket.io/redis-adapter) and idle (100 000 idle connections from
+# connect upgrade polling-echo churn, cluster (3 nodes on one Redis, once per adapter of
+# --cluster-adapters: pubsub = ours with the Redis adapter, Node with @socket.io/redis-adapter;
+# streams = ours with the Redis Streams adapter, Node with @socket.io/redis-streams-adapter;
+# rows ours-pubsub, node-pubsub, ours-streams, node-streams) and idle (100 000 idle connections from
 # several loopback source addresses, then one broadcast to all; not in the default set, ask
 # for it with --scenarios idle).
 #
@@ -30,6 +33,7 @@ UPGRADE_N=2000
 CHURN_N=10000
 POLL_N=200
 CLUSTER_N=1000
+CLUSTER_ADAPTERS="pubsub streams"
 IDLE_N=100000
 SCENARIOS="echo fanout fanout-bin connect upgrade polling-echo churn cluster"
 SERVERS="ours typed tuned socketioxide node raw"
@@ -40,11 +44,13 @@ while [ $# -gt 0 ]; do
     --quick) QUICK=1; ROUNDS=1; DURATION=2; WARMUP=0.5; CONNECT_N=2000; UPGRADE_N=500; CHURN_N=2000
              POLL_N=50; CLUSTER_N=200; IDLE_N=5000 ;;
     --idle-clients) IDLE_N="$2"; shift ;;
+    --cluster-clients) CLUSTER_N="$2"; shift ;;
+    --cluster-adapters) CLUSTER_ADAPTERS="$2"; shift ;;
     --rounds) ROUNDS="$2"; shift ;;
     --duration) DURATION="$2"; shift ;;
     --scenarios) SCENARIOS="$2"; shift ;;
     --servers) SERVERS="$2"; shift ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -76,13 +82,14 @@ esac
 echo "== building (release)"
 cargo build --release --quiet --example loadgen --example bench_value --example bench_typed \
   --example bench_server --example raw_ws_server
-cargo build --release --quiet --features redis --example bench_cluster
+cargo build --release --quiet --features redis-streams --example bench_cluster
 case " $SERVERS " in *" socketioxide "*)
   # Its own project and lock file; the build shares our target dir's parent, not our deps.
   (cd bench/socketioxide && CARGO_TARGET_DIR=$TARGET/socketioxide-bench cargo build --release --quiet) ;;
 esac
 SIOX=$TARGET/socketioxide-bench/release/socketioxide-bench
-if [ ! -d bench/node_modules/socket.io ] || [ ! -d bench/node_modules/@socket.io/redis-adapter ]; then
+if [ ! -d bench/node_modules/socket.io ] || [ ! -d bench/node_modules/@socket.io/redis-adapter ] \
+  || [ ! -d bench/node_modules/@socket.io/redis-streams-adapter ]; then
   echo "== installing bench/node_modules"
   (cd bench && { npm ci --no-audit --no-fund --silent 2>/dev/null || npm install --no-audit --no-fund --silent; })
 fi
@@ -99,14 +106,15 @@ cleanup() {
 trap cleanup EXIT
 trap 'cleanup; exit 130' INT TERM
 
-# start_server NAME PORT [cluster]: starts it pinned to core 0, waits (bounded) for "ready";
-# with "cluster", a node on Redis (REDIS_URL, this run's own key prefix).
+# start_server NAME PORT [ADAPTER]: starts it pinned to core 0, waits (bounded) for "ready";
+# with an ADAPTER (pubsub or streams), a cluster node on Redis (REDIS_URL, this run's own
+# key prefix / stream name REDIS_KEY).
 start_server() {
   local name=$1 port=$2 cluster=${3:-} log=$OUT/server-$1-$2.log pid
   if [ -n "$cluster" ]; then
     case "$name" in
-      ours) REDIS_URL=$REDIS_URL BENCH_REDIS_KEY=$REDIS_KEY taskset -c 0 "$BIN/bench_cluster" "127.0.0.1:$port" > "$log" 2>&1 & ;;
-      node) REDIS_URL=$REDIS_URL BENCH_REDIS_KEY=$REDIS_KEY taskset -c 0 node bench/node_server.js "127.0.0.1:$port" > "$log" 2>&1 & ;;
+      ours) REDIS_URL=$REDIS_URL BENCH_ADAPTER=$cluster BENCH_REDIS_KEY=$REDIS_KEY taskset -c 0 "$BIN/bench_cluster" "127.0.0.1:$port" > "$log" 2>&1 & ;;
+      node) REDIS_URL=$REDIS_URL BENCH_ADAPTER=$cluster BENCH_REDIS_KEY=$REDIS_KEY taskset -c 0 node bench/node_server.js "127.0.0.1:$port" > "$log" 2>&1 & ;;
       *) echo "no cluster server for $name" >&2; return 1 ;;
     esac
   else
@@ -144,23 +152,34 @@ for round in $(seq "$ROUNDS"); do
   shift_by=$(( (round - 1) % ${#order[@]} ))
   order=("${order[@]:$shift_by}" "${order[@]:0:$shift_by}")
   for scenario in $SCENARIOS; do
-    for server in "${order[@]}"; do
+    units=("${order[@]}")
+    if [ "$scenario" = cluster ]; then
+      # Our Redis adapters vs Node's, each server once per adapter; socketioxide's Redis
+      # adapter is another crate, not built here, and the raw server has no cluster.
+      units=()
+      for adapter in $CLUSTER_ADAPTERS; do
+        for server in "${order[@]}"; do
+          case "$server" in ours|node) units+=("$server-$adapter") ;; esac
+        done
+      done
+    fi
+    for unit in "${units[@]}"; do
+      server=$unit adapter=""
+      if [ "$scenario" = cluster ]; then server=${unit%-*} adapter=${unit##*-}; fi
       proto=sio
       if [ "$server" = raw ]; then
         proto=raw
-        # No Engine.IO handshake or polling in the raw server, and no cluster.
-        case "$scenario" in upgrade|polling-echo|cluster) continue ;; esac
+        # No Engine.IO handshake or polling in the raw server.
+        case "$scenario" in upgrade|polling-echo) continue ;; esac
       fi
       extra=()
       if [ "$scenario" = cluster ]; then
-        # Our Redis adapter vs Node's; socketioxide's Redis adapter is another crate, not
-        # built here.
-        case "$server" in ours|node) ;; *) continue ;; esac
-        REDIS_KEY=bench-$$-$round-$server
+        # A key prefix (pub/sub) or stream name (streams) of this run's own.
+        REDIS_KEY=bench-$$-$round-$unit
         addrs="" pids=""
         for _ in 1 2 3; do
           PORT=$((PORT + 1))
-          start_server "$server" "$PORT" cluster || break
+          start_server "$server" "$PORT" "$adapter" || break
           addrs+="${addrs:+,}127.0.0.1:$PORT"
         done
         if [ "${#SERVER_PIDS[@]}" -ne 3 ]; then cleanup; continue; fi
@@ -179,18 +198,23 @@ for round in $(seq "$ROUNDS"); do
           idle) extra=(--clients "$IDLE_N") ;;
         esac
       fi
-      printf '   round %s %-13s %-5s ' "$round" "$scenario" "$server"
+      printf '   round %s %-13s %-5s ' "$round" "$scenario" "$unit"
       line=$(timeout 900 taskset -c 1 "$BIN/loadgen" --proto "$proto" --scenario "$scenario" \
         --addr "$addrs" --server-pid "$pids" \
         --duration "$DURATION" --warmup "$WARMUP" "${extra[@]}" 2> "$OUT/loadgen.err" \
         | grep '^RESULT ' || true)
       cleanup
+      if [ "$adapter" = streams ]; then
+        # The stream this run appended to (capped at ~10 000 entries by MAXLEN ~); only
+        # this key, never anything else on the shared Redis.
+        redis-cli -u "$REDIS_URL" DEL "$REDIS_KEY" > /dev/null 2>&1 || true
+      fi
       if [ -z "$line" ]; then
         echo "FAILED: $(tail -3 "$OUT/loadgen.err" | tr '\n' ' ')"
         continue
       fi
       json=${line#RESULT }
-      echo "{\"server\":\"$server\",\"round\":$round,${json#\{}" >> "$RESULTS"
+      echo "{\"server\":\"$unit\",\"round\":$round,${json#\{}" >> "$RESULTS"
       echo "ok $(echo "$json" | cut -c1-150 | sed 's/.*"inflight":[0-9]*,//')"
       # Let TIME_WAIT sockets and the kernel settle between runs.
       sleep 1
@@ -213,7 +237,8 @@ metrics = {
     "idle": ["connected", "connect_secs", "conns_per_s", "p99_us", "server_cpu_us_per_conn", "rss_kib_per_conn", "broadcast_all_ms"],
     "churn": ["join_leave_per_s", "broadcasts_per_s", "deliveries_per_s", "p50_us", "p99_us", "move_p99_us", "server_cpu_us_per_op", "server_cpu_pct", "loadgen_cpu_pct"],
 }
-order = ["ours", "typed", "tuned", "socketioxide", "node", "raw"]
+order = ["ours", "typed", "tuned", "socketioxide", "node", "raw",
+         "ours-pubsub", "node-pubsub", "ours-streams", "node-streams"]
 
 def fmt(v):
     if v is None:
@@ -240,10 +265,16 @@ for sc, ms in metrics.items():
     else:
         print(f"\n### {sc} ({r0['clients']} clients" + (f", {r0['inflight']} in flight" if r0["inflight"] else "") + ")\n")
     servers = [s for s in order if any(r["server"] == s for r in sel)]
-    base = "raw" if "raw" in servers else "ours"
-    others = [s for s in servers if s != base]
-    print("| metric | " + " | ".join(servers) + " | " + " | ".join(f"{s}/{base}" for s in others) + " |")
-    print("|---" * (1 + len(servers) + len(others)) + "|")
+    if sc == "cluster":
+        # ours vs Node on each adapter, then streams vs pub/sub for each server.
+        pairs = [("ours-pubsub", "node-pubsub"), ("ours-streams", "node-streams"),
+                 ("ours-streams", "ours-pubsub"), ("node-streams", "node-pubsub")]
+        pairs = [(a, b) for a, b in pairs if a in servers and b in servers]
+    else:
+        base = "raw" if "raw" in servers else "ours"
+        pairs = [(s, base) for s in servers if s != base]
+    print("| metric | " + " | ".join(servers) + " | " + " | ".join(f"{a}/{b}" for a, b in pairs) + " |")
+    print("|---" * (1 + len(servers) + len(pairs)) + "|")
     for m in ms:
         cells, med = [], {}
         for s in servers:
@@ -253,6 +284,6 @@ for sc, ms in metrics.items():
             med[s] = v
         def ratio(a, b):
             return f"{med[a] / med[b]:.2f}x" if med.get(a) and med.get(b) else "-"
-        print(f"| {m} | " + " | ".join(cells) + " | " + " | ".join(ratio(s, base) for s in others) + " |")
+        print(f"| {m} | " + " | ".join(cells) + " | " + " | ".join(ratio(a, b) for a, b in pairs) + " |")
 print("\nmedian [min-max] over rounds; loadgen_cpu_pct is the load generator's own core (100 = saturated).")
 EOF
