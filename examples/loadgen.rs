@@ -10,6 +10,7 @@
 //! loadgen --proto sio|raw
 //!         --scenario echo|fanout|fanout-bin|connect|upgrade|polling-echo|churn|cluster|idle|echo-count
 //!         --addr 127.0.0.1:3100[,127.0.0.1:3101,…] [--server-pid PID[,PID…]]
+//!         [--redis-pid PID]                                         (cluster)
 //!         [--clients N] [--inflight K] [--duration SECS] [--warmup SECS] [--concurrency C]
 //!         [--rate OPS_PER_S] [--bcast-rate PER_S] [--senders S]     (churn)
 //!         [--sources S]                                             (idle)
@@ -17,7 +18,8 @@
 //! ```
 //! `cluster` is `fanout` over several server processes (one address and pid each, joined by
 //! an adapter): the receivers are spread round-robin, the sender is on the first; CPU is
-//! summed over the pids. `idle` opens many connections (from `--sources` loopback addresses
+//! summed over the pids; with `--redis-pid`, the CPU of that process (the Redis the nodes
+//! share) over the same window is reported beside it, not added to it. `idle` opens many connections (from `--sources` loopback addresses
 //! 127.0.0.1, 127.0.0.2, … so that each has its own ephemeral port range), all in the room
 //! `bench`, measures the server's RSS per connection, then times one broadcast to all.
 //! Prints one line `RESULT {json}`: throughput, latency percentiles (µs), the server's CPU
@@ -54,6 +56,8 @@ struct Opts {
     addrs: Vec<SocketAddr>,
     /// Every server process: CPU and RSS are summed over them.
     server_pids: Vec<u32>,
+    /// cluster: the Redis process the nodes share, whose CPU is reported on its own.
+    redis_pid: Option<u32>,
     /// echo-count: the number of echoes.
     count: usize,
     /// idle: the loopback source addresses to connect from (0: one per 25 000 clients).
@@ -78,6 +82,7 @@ fn parse_opts() -> Opts {
         addr: "127.0.0.1:3100".parse().unwrap(),
         addrs: Vec::new(),
         server_pids: Vec::new(),
+        redis_pid: None,
         sources: 0,
         count: 1000,
         clients: 0,
@@ -109,6 +114,7 @@ fn parse_opts() -> Opts {
                 o.addr = o.addrs[0];
             }
             "--server-pid" => o.server_pids = v.split(',').filter_map(|p| p.parse().ok()).collect(),
+            "--redis-pid" => o.redis_pid = v.parse().ok(),
             "--sources" => o.sources = v.parse().expect("--sources"),
             "--count" => o.count = v.parse().expect("--count"),
             "--clients" => o.clients = v.parse().expect("--clients"),
@@ -187,6 +193,8 @@ fn rss_kib(pid: &str) -> f64 {
 #[derive(Clone, Copy)]
 struct CpuSample {
     server: f64,
+    /// `--redis-pid`'s CPU (NaN without one).
+    redis: f64,
     me: f64,
     at: Instant,
 }
@@ -212,6 +220,7 @@ fn sample(opts: &Opts) -> CpuSample {
                 .map(|p| cpu_us(&p.to_string()))
                 .sum()
         },
+        redis: opts.redis_pid.map_or(f64::NAN, |p| cpu_us(&p.to_string())),
         me: cpu_us("self"),
         at: Instant::now(),
     }
@@ -636,6 +645,8 @@ fn connected(conns: Vec<io::Result<Conn>>) -> Vec<Conn> {
 struct Window {
     secs: f64,
     server_us: f64,
+    /// `--redis-pid`'s CPU over the window (NaN without one).
+    redis_us: f64,
     me_us: f64,
 }
 
@@ -653,6 +664,7 @@ async fn measure(opts: &Opts, run: &Run) -> Window {
     Window {
         secs: (b.at - a.at).as_secs_f64(),
         server_us: b.server - a.server,
+        redis_us: b.redis - a.redis,
         me_us: b.me - a.me,
     }
 }
@@ -911,6 +923,8 @@ async fn fanout(opts: Opts, binary: bool) {
             ("p99_us", pct(&h, 0.99)),
             ("server_cpu_us_per_delivery", w.server_us / n),
             ("server_cpu_pct", w.server_us / w.secs / 1e4),
+            ("redis_cpu_us_per_delivery", w.redis_us / n),
+            ("redis_cpu_pct", w.redis_us / w.secs / 1e4),
             ("loadgen_cpu_pct", w.me_us / w.secs / 1e4),
             ("errors", run.errors.get() as f64),
         ],
