@@ -14,15 +14,17 @@
 # connect upgrade polling-echo churn, cluster (3 nodes on one Redis, once per adapter of
 # --cluster-adapters: pubsub = ours with the Redis adapter, Node with @socket.io/redis-adapter;
 # streams = ours with the Redis Streams adapter, Node with @socket.io/redis-streams-adapter;
-# rows ours-pubsub, node-pubsub, ours-streams, node-streams) and idle (100 000 idle connections from
-# several loopback source addresses, then one broadcast to all; not in the default set, ask
-# for it with --scenarios idle).
+# rows ours-pubsub, node-pubsub, ours-streams, node-streams; --cluster-clients N receivers)
+# and idle (100 000 idle connections from several loopback source addresses, then one
+# broadcast to all; not in the default set, ask for it with --scenarios idle).
 #
 # Every server runs on core 0 (taskset -c 0; the cluster's 3 nodes share it), freshly
 # started for each scenario; the load generator (examples/loadgen.rs) runs on core 1.
+# Redis is not pinned; in the cluster scenario its CPU is reported apart (--redis-pid).
 # Servers and scenarios are interleaved and the order of servers rotates each round.
 # Results: target/bench/results.jsonl and a table with medians [min-max] and ratios to the
-# raw server (to ours where raw has no row) on stdout.
+# raw server (to ours where raw has no row; in cluster, ours/node per adapter and
+# streams/pubsub per server) on stdout.
 set -euo pipefail
 
 ROUNDS=3
@@ -38,6 +40,7 @@ IDLE_N=100000
 SCENARIOS="echo fanout fanout-bin connect upgrade polling-echo churn cluster"
 SERVERS="ours typed tuned socketioxide node raw"
 REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
+REDIS_PID=""
 QUICK=0
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -46,11 +49,12 @@ while [ $# -gt 0 ]; do
     --idle-clients) IDLE_N="$2"; shift ;;
     --cluster-clients) CLUSTER_N="$2"; shift ;;
     --cluster-adapters) CLUSTER_ADAPTERS="$2"; shift ;;
+    --redis-pid) REDIS_PID="$2"; shift ;;
     --rounds) ROUNDS="$2"; shift ;;
     --duration) DURATION="$2"; shift ;;
     --scenarios) SCENARIOS="$2"; shift ;;
     --servers) SERVERS="$2"; shift ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -144,6 +148,17 @@ echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d
 echo "== load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== rustc $(rustc --version | cut -d' ' -f2), node $(node --version), socket.io $(node -p 'require("./bench/node_modules/socket.io/package.json").version'), socketioxide $(grep -A1 '^name = "socketioxide"$' bench/socketioxide/Cargo.lock | sed -n 's/version = "\(.*\)"/\1/p')"
 
+# The cluster's Redis, when it runs here: its CPU over the window is reported beside the
+# nodes' (redis_cpu_*), not added to it. `--redis-pid` names it; otherwise, for a Redis on
+# this host, its pid is asked of Redis (INFO server).
+case " $SCENARIOS " in *" cluster "*)
+  if [ -z "$REDIS_PID" ] && case "$REDIS_URL" in *127.0.0.1*|*localhost*) true ;; *) false ;; esac; then
+    REDIS_PID=$(redis-cli -u "$REDIS_URL" INFO server 2>/dev/null | sed -n 's/^process_id:\([0-9]*\).*/\1/p' || true)
+  fi
+  if [ -n "$REDIS_PID" ] && [ ! -r "/proc/$REDIS_PID/stat" ]; then REDIS_PID=""; fi
+  echo "== redis $(redis-cli -u "$REDIS_URL" INFO server 2>/dev/null | sed -n 's/^redis_version:\([^[:space:]]*\).*/\1/p' || true), pid ${REDIS_PID:-unknown (its CPU not reported)}" ;;
+esac
+
 # Below the ephemeral port range (32768+), so no client socket holds our next port.
 PORT=21000
 for round in $(seq "$ROUNDS"); do
@@ -185,6 +200,7 @@ for round in $(seq "$ROUNDS"); do
         if [ "${#SERVER_PIDS[@]}" -ne 3 ]; then cleanup; continue; fi
         pids=$(IFS=,; echo "${SERVER_PIDS[*]}")
         extra=(--clients "$CLUSTER_N")
+        if [ -n "$REDIS_PID" ]; then extra+=(--redis-pid "$REDIS_PID"); fi
       else
         PORT=$((PORT + 1))
         if ! start_server "$server" "$PORT"; then cleanup; continue; fi
@@ -233,7 +249,7 @@ metrics = {
     "connect": ["conns_per_s", "p50_us", "p99_us", "server_cpu_us_per_conn", "rss_kib_per_conn", "loadgen_cpu_pct"],
     "upgrade": ["conns_per_s", "p50_us", "p99_us", "server_cpu_us_per_conn", "rss_kib_per_conn", "loadgen_cpu_pct"],
     "polling-echo": ["msgs_per_s", "p50_us", "p99_us", "server_cpu_us_per_msg", "server_cpu_pct", "loadgen_cpu_pct"],
-    "cluster": ["deliveries_per_s", "p50_us", "p99_us", "server_cpu_us_per_delivery", "server_cpu_pct", "loadgen_cpu_pct"],
+    "cluster": ["deliveries_per_s", "p50_us", "p99_us", "server_cpu_us_per_delivery", "server_cpu_pct", "redis_cpu_us_per_delivery", "redis_cpu_pct", "loadgen_cpu_pct"],
     "idle": ["connected", "connect_secs", "conns_per_s", "p99_us", "server_cpu_us_per_conn", "rss_kib_per_conn", "broadcast_all_ms"],
     "churn": ["join_leave_per_s", "broadcasts_per_s", "deliveries_per_s", "p50_us", "p99_us", "move_p99_us", "server_cpu_us_per_op", "server_cpu_pct", "loadgen_cpu_pct"],
 }
