@@ -193,7 +193,10 @@ try {
       label(a1.id, 'ADMIN2');
       label(a1.io.engine.id, 'ADMIN2.engine');
       result.secondAllSockets = norm(await second);
+      const a1Id = a1.id;
       a1.close();
+      // Its departure is reported to a0; wait for it, so that it cannot race A's below.
+      await until('ADMIN2 left', () => seen('room_left', (e) => e[3] === a1Id));
       result.B = B.connected ? 'connected' : 'disconnected';
     } else {
       await until('cmd', () => got.length === 1);
