@@ -27,9 +27,10 @@
 //! # io }
 //! # async fn ask(io: SocketIo) -> Result<(), tower_socketio::BroadcastError> {
 //! // On another server: one answer per other server of the cluster.
-//! let counts = io
-//!     .of("/custom")
-//!     .expect("registered")
+//! let Some(custom) = io.of("/custom") else {
+//!     return Ok(()); // no such namespace on this server
+//! };
+//! let counts = custom
 //!     .server_side_emit_with_ack::<_, usize>("who-is-there", &("server-2",))
 //!     .await?;
 //! # Ok(()) }
