@@ -775,8 +775,9 @@ async fn polling_concurrent_gets_close_session() {
     let mut h = start(quiet().build()).await;
     let (sid, _) = h.open_polling().await;
     let first = h.poll_later(&sid);
-    // Let the first GET reach the server and wait there.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    h.server
+        .parked(1, "the first GET waits in the server")
+        .await;
     let (status, _) = h.get(&polling(&sid)).await;
     assert_eq!(status, 400, "an overlapping GET must be refused");
     assert_eq!(h.close_of(&sid).await, CloseReason::TransportError);
@@ -799,7 +800,9 @@ async fn polling_concurrent_posts_close_session() {
         h.server.addr
     );
     raw_write(&mut tcp, head.as_bytes()).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    h.server
+        .parked(1, "the first POST waits for the rest of its body")
+        .await;
     let (status, _) = h.post(&polling(&sid), "4second").await;
     assert_eq!(status, 400, "an overlapping POST must be refused");
     assert_eq!(h.close_of(&sid).await, CloseReason::TransportError);
@@ -822,7 +825,7 @@ async fn polling_client_vanishing_mid_get_closes_session() {
         h.server.addr
     );
     raw_write(&mut tcp, req.as_bytes()).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    h.server.parked(1, "the GET waits in the server").await;
     drop(tcp);
     // The reference's word for it (differential case close_polling_get_aborted).
     assert_eq!(h.close_of(&sid).await, CloseReason::TransportError);
@@ -1100,7 +1103,7 @@ async fn close_reason_server_close_polling() {
     let mut h = start(quiet().build()).await;
     let (sid, _) = h.open_polling().await;
     let get = h.poll_later(&sid);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    h.server.parked(1, "the GET waits in the server").await;
     h.session(&sid).unwrap().close(CloseReason::ServerClose);
     assert_eq!(step("GET released", get).await.unwrap(), (200, "1".into()));
     assert_eq!(h.close_of(&sid).await, CloseReason::ServerClose);

@@ -8,7 +8,11 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
@@ -61,6 +65,7 @@ where
 pub struct TestServer {
     pub addr: SocketAddr,
     task: JoinHandle<()>,
+    parked: Arc<AtomicUsize>,
 }
 
 impl TestServer {
@@ -75,6 +80,90 @@ impl TestServer {
     /// `http://127.0.0.1:<port>`, the base URL handed to client scripts.
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Waits until at least `n` requests are parked in the server: their handling started
+    /// and now waits (a long-poll GET for data, a POST for the rest of its body). How a
+    /// test knows a request "reached the server and waits there", instead of sleeping.
+    pub async fn parked(&self, n: usize, what: &str) {
+        wait_until(STEP, what, || async {
+            self.parked.load(Ordering::Acquire) >= n
+        })
+        .await;
+    }
+}
+
+/// Counts the requests whose future returned `Pending` and has not finished yet.
+#[derive(Clone)]
+struct ParkedLayer(Arc<AtomicUsize>);
+
+impl<S> Layer<S> for ParkedLayer {
+    type Service = ParkedService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        ParkedService {
+            inner,
+            parked: self.0.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct ParkedService<S> {
+    inner: S,
+    parked: Arc<AtomicUsize>,
+}
+
+impl<S, R> Service<R> for ParkedService<S>
+where
+    S: Service<R>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = ParkedFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: R) -> Self::Future {
+        ParkedFuture {
+            inner: Box::pin(self.inner.call(req)),
+            parked: self.parked.clone(),
+            counted: false,
+        }
+    }
+}
+
+struct ParkedFuture<F> {
+    inner: Pin<Box<F>>,
+    parked: Arc<AtomicUsize>,
+    counted: bool,
+}
+
+impl<F: Future> Future for ParkedFuture<F> {
+    type Output = F::Output;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let out = self.inner.as_mut().poll(cx);
+        match (&out, self.counted) {
+            (Poll::Pending, false) => {
+                self.counted = true;
+                self.parked.fetch_add(1, Ordering::AcqRel);
+            }
+            (Poll::Ready(_), true) => {
+                self.counted = false;
+                self.parked.fetch_sub(1, Ordering::AcqRel);
+            }
+            _ => {}
+        }
+        out
+    }
+}
+
+impl<F> Drop for ParkedFuture<F> {
+    fn drop(&mut self) {
+        if self.counted {
+            self.parked.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 }
 
@@ -91,13 +180,16 @@ pub async fn serve_router(router: Router) -> TestServer {
         .await
         .expect("bind 127.0.0.1:0");
     let addr = listener.local_addr().expect("local addr");
-    let app = router.into_make_service_with_connect_info::<SocketAddr>();
+    let parked = Arc::new(AtomicUsize::new(0));
+    let app = router
+        .layer(ParkedLayer(parked.clone()))
+        .into_make_service_with_connect_info::<SocketAddr>();
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             eprintln!("test server stopped: {e}");
         }
     });
-    TestServer { addr, task }
+    TestServer { addr, task, parked }
 }
 
 /// Serves a router that has no routes of its own, only `layer` in front of axum's 404
