@@ -472,6 +472,13 @@ case!(
     "forced close"
 );
 case!(
+    transport_error_websocket,
+    recovers,
+    "websocket",
+    "bad-ping",
+    "transport error"
+);
+case!(
     transport_error_polling,
     recovers,
     "polling",
