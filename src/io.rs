@@ -334,10 +334,17 @@ impl SocketIo {
         self.engine.session_count()
     }
 
-    /// Graceful shutdown: every socket is disconnected with
-    /// [`DisconnectReason::ServerShuttingDown`] (the client gets a DISCONNECT and does not
-    /// reconnect), every session closed, and this returns once they are gone or `grace`
-    /// has passed.
+    /// Shuts the server down as the reference's `io.close()`: every socket leaves with
+    /// [`DisconnectReason::ServerShuttingDown`] without a DISCONNECT packet, then every
+    /// Engine.IO session is closed and new handshakes are refused (HTTP 503). Clients see a
+    /// lost transport and reconnect with their backoff, to this address or, behind a load
+    /// balancer, to another node; with connection state recovery and a cluster adapter that
+    /// keeps sessions (Redis Streams), they recover there, as `server shutting down` is a
+    /// recoverable reason. To make clients leave for good instead, disconnect their sockets
+    /// first ([`BroadcastOperators::disconnect`]).
+    ///
+    /// Returns once every session is gone or `grace` has passed (a WebSocket peer that does
+    /// not answer the closing handshake is waited for up to `grace`).
     pub async fn close(&self, grace: Duration) {
         self.inner
             .shared
@@ -353,7 +360,7 @@ impl SocketIo {
             .collect();
         for ns in namespaces {
             for s in ns.all_sockets() {
-                s.disconnect_with(DisconnectReason::ServerShuttingDown);
+                s.close(DisconnectReason::ServerShuttingDown);
             }
         }
         self.engine.close_all();

@@ -243,6 +243,29 @@ diff_case!(
     }
 );
 
+// `io.close()`: no DISCONNECT; the WebSocket gets its closing handshake, a pending poll the
+// close packet, so clients reconnect (and may recover elsewhere).
+diff_case!(shutdown_websocket, S, |mut w: Wire| async move {
+    joined(&mut w, "a").await;
+    w.ws_send("a", "40/second,").await;
+    w.ws_recv("a").await;
+    w.ws_recv("a").await;
+    w.ws_send("a", r#"42["shutdown"]"#).await;
+    w.ws_until_end("a").await;
+});
+
+diff_case!(shutdown_polling, S, |mut w: Wire| async move {
+    w.handshake(4, "").await.ok();
+    w.post("EIO=4&transport=polling&sid={sid}", "40").await.ok();
+    w.get("EIO=4&transport=polling&sid={sid}").await.ok();
+    w.spawn_get("g1", "EIO=4&transport=polling&sid={sid}");
+    w.settle().await;
+    w.post("EIO=4&transport=polling&sid={sid}", r#"42["shutdown"]"#)
+        .await
+        .ok();
+    w.join("g1").await.ok();
+});
+
 diff_case!(disconnect_two_namespaces, S, |mut w: Wire| async move {
     observed(&mut w).await;
     joined(&mut w, "a").await;

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::{step, within};
-use hardening_util::{Polling, Raw, Seen, sio_server};
+use common::{STEP, step, within};
+use hardening_util::{Ending, Polling, Raw, RawWs, Seen, sio_server};
 use tower_socketio::SocketIo;
 
 /// Twelve clients flood the server with acked events while it broadcasts numbered ticks to
@@ -143,28 +143,29 @@ async fn ping_timeout_under_load_closes_only_the_silent() {
     drop((silent, keep));
 }
 
-/// `io.close(grace)` while a long-poll GET is pending: the GET is answered at once with the
-/// DISCONNECT, the next GET with the close packet, and `close` returns as soon as the
-/// session is gone, well within its grace. The socket leaves with `server shutting down`.
+/// `io.close(grace)` with polling clients, as the reference's `io.close()`: no DISCONNECT
+/// packet; a pending GET carries the close packet; a session with no GET waiting is
+/// forgotten at once (its next request gets `Session ID unknown`), so `close` returns as
+/// soon as both are gone, well within its grace. The sockets leave with `server shutting
+/// down`, and new handshakes are refused with 503.
 #[tokio::test]
-async fn graceful_shutdown_answers_a_pending_poll() {
+async fn shutdown_closes_polling_sessions_as_the_reference() {
     let mut s = sio_server(hardening_util::quiet()).await;
-    let polling = Polling::open(&s.server).await;
-    let psid = polling.join().await;
+    let waiting = Polling::open(&s.server).await;
+    let wsid = waiting.join().await;
     assert!(matches!(s.next().await, Seen::Connect { .. }));
-    // (A WebSocket client in the same shutdown: see
-    // server_close_delivers_the_queued_disconnect_first.)
+    let idle = Polling::open(&s.server).await;
+    let isid = idle.join().await;
+    assert!(matches!(s.next().await, Seen::Connect { .. }));
 
     let pending = {
-        let (http, url) = (polling.http.clone(), polling.url());
+        let (http, url) = (waiting.http.clone(), waiting.url());
         tokio::spawn(async move {
             let res = http.get(url).send().await.expect("pending GET");
             (res.status().as_u16(), res.text().await.expect("GET body"))
         })
     };
-    // Let the GET reach the server and wait there.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(!pending.is_finished(), "the GET waits for data");
+    s.server.parked(1, "the GET waits in the server").await;
 
     let grace = Duration::from_secs(4);
     let started = tokio::time::Instant::now();
@@ -174,18 +175,20 @@ async fn graceful_shutdown_answers_a_pending_poll() {
     let (status, body) = step("the pending GET", pending).await.expect("GET task");
     assert_eq!(
         (status, body.as_str()),
-        (200, "41"),
-        "DISCONNECT on the pending GET"
+        (200, "1"),
+        "the close packet on the pending GET, no DISCONNECT"
     );
-    let (status, body) = polling.get().await;
-    // Behind a noop, as the reference answers a poll that comes after its close
-    // (differential case close_server_polling_after_message).
-    assert_eq!(
-        (status, body.as_str()),
-        (200, "6\u{1e}1"),
-        "then the close packet"
-    );
-
+    for (what, p) in [
+        ("the released client", &waiting),
+        ("the idle client", &idle),
+    ] {
+        let (status, body) = p.get().await;
+        assert_eq!(
+            (status, body.as_str()),
+            (400, r#"{"code":1,"message":"Session ID unknown"}"#),
+            "{what}: the session is gone"
+        );
+    }
     within(grace + Duration::from_secs(1), "io.close", closing)
         .await
         .expect("close task");
@@ -195,28 +198,33 @@ async fn graceful_shutdown_answers_a_pending_poll() {
         "close returned once the sessions were gone, not at the end of the grace ({took:?})"
     );
     assert_eq!(s.io.connection_count(), 0);
-    assert_eq!(
-        s.disconnect().await,
-        (psid, "server shutting down".to_owned())
-    );
+    let mut left = vec![s.disconnect().await, s.disconnect().await];
+    left.sort();
+    let mut want = vec![
+        (wsid, "server shutting down".to_owned()),
+        (isid, "server shutting down".to_owned()),
+    ];
+    want.sort();
+    assert_eq!(left, want);
+
+    let res = step(
+        "a handshake after close",
+        hardening_util::http_client()
+            .get(s.server.http_url("/socket.io/?EIO=4&transport=polling"))
+            .send(),
+    )
+    .await
+    .expect("handshake");
+    assert_eq!(res.status().as_u16(), 503, "handshakes are refused");
 }
 
-/// A polling client that never comes back for the close packet cannot hold `close` up:
-/// it returns once its grace is over.
+/// A WebSocket peer that never answers the closing handshake cannot hold `close` up past
+/// its grace; the connection is dropped at the end of the closing handshake's own bound.
 #[tokio::test]
-async fn graceful_shutdown_is_bounded_by_its_grace() {
+async fn shutdown_is_bounded_by_its_grace() {
     let s = sio_server(hardening_util::quiet()).await;
-    let polling = Polling::open(&s.server).await;
-    polling.join().await;
-    let pending = {
-        let (http, url) = (polling.http.clone(), polling.url());
-        tokio::spawn(async move {
-            let res = http.get(url).send().await.expect("pending GET");
-            (res.status().as_u16(), res.text().await.expect("GET body"))
-        })
-    };
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let grace = Duration::from_millis(800);
+    let mut silent = RawWs::open_engine(&s.server).await;
+    let grace = Duration::from_millis(300);
     let started = tokio::time::Instant::now();
     within(
         grace + Duration::from_secs(2),
@@ -225,14 +233,10 @@ async fn graceful_shutdown_is_bounded_by_its_grace() {
     )
     .await;
     let took = started.elapsed();
-    assert!(
-        took >= grace,
-        "the session was still waiting for its close packet ({took:?})"
-    );
-    let (status, body) = step("the pending GET", pending).await.expect("GET task");
-    assert_eq!((status, body.as_str()), (200, "41"));
-    // The session itself ends at the latest one heartbeat round after the close (60 s
-    // here, too long to wait): what matters is that `close` did not wait for it.
+    assert!(took >= grace, "the session was still open ({took:?})");
+    let (ending, _) = silent.ending().await;
+    assert_eq!(ending, Ending::Close(None), "our Close frame, then the end");
+    hardening_util::eventually(STEP, "the session is gone", || s.io.connection_count() == 0).await;
 }
 
 /// A server-side close right behind a DISCONNECT (`disconnect_and_close`, as `io.close`

@@ -33,6 +33,11 @@ pub enum EngineError {
     /// empty body, as the reference's transport answers.
     #[error("Request refused by the polling transport")]
     TransportRefused,
+    /// A handshake after [`Engine::close_all`](super::Engine::close_all): HTTP 503 with an
+    /// empty body. Clients take it as a failed attempt and retry with their backoff, so a
+    /// load balancer can send them to another node.
+    #[error("Server shutting down")]
+    ShuttingDown,
 }
 
 impl EngineError {
@@ -45,7 +50,7 @@ impl EngineError {
             Self::BadRequest => 3,
             Self::Forbidden(_) => 4,
             Self::UnsupportedProtocolVersion => 5,
-            Self::PayloadTooLarge | Self::TransportRefused => return None,
+            Self::PayloadTooLarge | Self::TransportRefused | Self::ShuttingDown => return None,
         })
     }
 
@@ -53,8 +58,12 @@ impl EngineError {
     /// whatever the reason (a refusal by `allow_request` included) and the message alone as
     /// `text/html`, not the JSON body of polling errors.
     pub(crate) fn into_upgrade_response(self) -> Response<Full<Bytes>> {
+        let status = match self {
+            Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_REQUEST,
+        };
         let mut res = Response::new(Full::new(Bytes::from(self.to_string())));
-        *res.status_mut() = StatusCode::BAD_REQUEST;
+        *res.status_mut() = status;
         res.headers_mut().insert(
             header::CONTENT_TYPE,
             header::HeaderValue::from_static("text/html"),
@@ -66,6 +75,7 @@ impl EngineError {
         let status = match self {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
         };
         let body = match self.code() {

@@ -55,6 +55,8 @@ pub struct Engine<H: EngineHandler> {
     config: EngineConfig,
     handler: H,
     sessions: Mutex<HashMap<Sid, Arc<Session<H::Data>>>>,
+    /// Set by [`close_all`](Self::close_all): handshakes are refused from then on.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 impl<H: EngineHandler> std::fmt::Debug for Engine<H> {
@@ -73,6 +75,7 @@ impl<H: EngineHandler> Engine<H> {
             config,
             handler,
             sessions: Mutex::new(HashMap::new()),
+            closing: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -96,11 +99,26 @@ impl<H: EngineHandler> Engine<H> {
         self.lock().len()
     }
 
-    /// Closes every session with [`CloseReason::ServerClose`].
+    /// Shuts the engine down, as the reference's `engine.close()`: refuses handshakes from
+    /// now on ([`EngineError::ShuttingDown`]) and closes every session with
+    /// [`CloseReason::ServerClose`]. A WebSocket gets its closing handshake and a waiting
+    /// long-poll GET the close packet; a polling session with no GET waiting is forgotten
+    /// at once (its next request gets `Session ID unknown`) instead of being kept for the
+    /// close packet. Either way the client sees a lost transport and reconnects.
     pub fn close_all(&self) {
+        self.closing
+            .store(true, std::sync::atomic::Ordering::Release);
         let all: Vec<_> = self.lock().values().cloned().collect();
         for s in all {
+            if s.transport() == TransportKind::Polling
+                && !s.get_busy.load(std::sync::atomic::Ordering::Acquire)
+            {
+                // Nothing is owed: no GET will carry a close packet.
+                s.close_sent
+                    .store(true, std::sync::atomic::Ordering::Release);
+            }
             s.close(CloseReason::ServerClose);
+            self.forget_if_closed(&s);
         }
     }
 
@@ -188,6 +206,9 @@ impl<H: EngineHandler> Engine<H> {
             let b64 = q.b64();
             if transport == TransportKind::WebSocket && !upgrade {
                 return Err(EngineError::BadRequest);
+            }
+            if self.closing.load(std::sync::atomic::Ordering::Acquire) {
+                return Err(EngineError::ShuttingDown);
             }
             self.check_allowed(&req)?;
             return match transport {

@@ -73,7 +73,7 @@ fn main(socket: SocketRef, io: SocketIo) {
         Ok(ev)
     });
     socket.on_fallback(
-        |s: SocketRef, Event(name): Event, Data(v): Data<Val>, ack: AckSender| {
+        |s: SocketRef, io: SocketIo, Event(name): Event, Data(v): Data<Val>, ack: AckSender| {
             let (event, n) = name.rsplit_once('#').unwrap_or((&name, "0"));
             let args: Vec<Val> = match (n, v) {
                 ("0", _) => Vec::new(),
@@ -107,6 +107,9 @@ fn main(socket: SocketRef, io: SocketIo) {
                     );
                 }
                 "bye" => s.disconnect(),
+                "shutdown" => {
+                    tokio::spawn(async move { io.close(std::time::Duration::from_secs(2)).await });
+                }
                 _ => {}
             }
         },

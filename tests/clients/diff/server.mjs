@@ -71,6 +71,7 @@ if (cfg.layer === "engine") {
       socket.emit("bin", Buffer.from([1, 2, 3]), { a: [0, { b: Buffer.from([4, 5]) }] }, [Buffer.alloc(0)]);
     });
     socket.on("bye", () => socket.disconnect());
+    socket.on("shutdown", () => io.close());
     socket.on("close", () => socket.disconnect(true));
     socket.on("disconnect", (reason) => observe(socket.nsp.name, reason));
   };

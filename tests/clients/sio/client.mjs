@@ -245,7 +245,8 @@ const scenarios = {
     fail("not killed");
   },
 
-  // Graceful shutdown: both sockets get "io server disconnect" and stay down.
+  // Shutdown (`io.close`): as with the reference server, both sockets see the transport
+  // close and the manager tries to reconnect; the closed server refuses the handshakes.
   async shutdown() {
     const opts = { reconnection: true, reconnectionDelay: 50, reconnectionDelayMax: 50 };
     const main = socket(url, mode, "/", opts);
@@ -255,17 +256,28 @@ const scenarios = {
     const transport = await finalTransport(main, mode);
     let attempts = 0;
     main.io.on("reconnect_attempt", () => attempts++);
+    let refused = 0;
+    const twoRefusals = new Promise((resolve) => {
+      main.io.on("reconnect_error", () => {
+        refused++;
+        if (refused === 2) resolve();
+      });
+    });
     const reasons = Promise.all([once(main, "disconnect", 8000), once(admin, "disconnect", 8000)]);
     const enginePackets = []; // what the engine delivered after "ready", for diagnosis
     main.io.engine.on("packet", (p) => enginePackets.push(`${p.type}:${p.data ?? ""}`));
     main.emit("ready");
     const [[mainReason], [adminReason]] = await reasons;
-    await sleep(500);
+    await Promise.race([twoRefusals, sleep(8000)]);
+    const connectedAfter = [main.connected, admin.connected];
+    main.close();
+    admin.close();
     return {
       mainReason,
       adminReason,
       attempts,
-      connected: [main.connected, admin.connected],
+      refused,
+      connected: connectedAfter,
       transport,
       enginePackets,
     };
