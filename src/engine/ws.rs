@@ -273,7 +273,14 @@ pub(crate) async fn run<H: EngineHandler>(
     let mut gate: Option<Gate> = None;
     let mut held: VecDeque<Message> = VecDeque::new();
     let framing = WsFraming::of(session);
+    // One timer for the whole session, moved when the heartbeat's deadline moves: a timer
+    // made per loop turn would enter and leave the timer wheel once per message.
+    let timer = sleep_until(hb.deadline);
+    tokio::pin!(timer);
     let reason = loop {
+        if timer.deadline() != hb.deadline {
+            timer.as_mut().reset(hb.deadline);
+        }
         if let Some(reason) = session.close_reason() {
             if reason == CloseReason::ServerClose {
                 let _ = tokio::time::timeout(
@@ -306,14 +313,14 @@ pub(crate) async fn run<H: EngineHandler>(
                     // Closed meanwhile: the top of the loop flushes what is queued (a
                     // DISCONNECT must reach the client before the close), bounded, and ends.
                     _ = closed(session) => None,
-                    () = sleep_until(hb.deadline) => hb.on_timer(session).err(),
+                    () = timer.as_mut() => hb.on_timer(session).err(),
                 };
                 if let Some(reason) = outcome {
                     break reason;
                 }
             }
             () = signal => {}
-            () = sleep_until(hb.deadline) => {
+            () = timer.as_mut() => {
                 if let Err(reason) = hb.on_timer(session) {
                     break reason;
                 }
