@@ -200,11 +200,20 @@ impl MessageBuf {
     }
 }
 
+// Encoders write a packet in many small pieces (a quote, a key, a colon): these must inline
+// to a plain append, as `Vec<u8>`'s do.
 impl io::Write for MessageBuf {
+    #[inline]
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.0.extend_from_slice(buf);
         Ok(buf.len())
     }
+    #[inline]
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.0.extend_from_slice(buf);
+        Ok(())
+    }
+    #[inline]
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
