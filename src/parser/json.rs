@@ -114,24 +114,24 @@ pub(super) fn decode(
         PacketKind::Disconnect if payload.is_empty() => Body::Disconnect,
         PacketKind::Disconnect => return Err(ParseError::Payload("unexpected data".into())),
         PacketKind::Event | PacketKind::BinaryEvent => {
-            let items: Vec<&RawValue> = serde_json::from_str(payload).map_err(bad)?;
-            let Some(first) = items.first() else {
+            let (name, ranges) = split_list(s, payload, true)?;
+            let Some(name) = name else {
                 return Err(ParseError::Payload("empty event".into()));
             };
-            let name: String = serde_json::from_str(first.get())
-                .map_err(|_| ParseError::Payload("event name must be a string".into()))?;
             if RESERVED_EVENTS.contains(&name.as_str()) {
                 return Err(ParseError::ReservedEvent);
             }
-            let args = Args::new(text.clone(), ranges(s, &items[1..]));
-            Body::Event { name, args }
+            Body::Event {
+                name,
+                args: Args::new(text.clone(), ranges),
+            }
         }
         PacketKind::Ack | PacketKind::BinaryAck => {
             if id.is_none() {
                 return Err(ParseError::Header);
             }
-            let items: Vec<&RawValue> = serde_json::from_str(payload).map_err(bad)?;
-            Body::Ack(Args::new(text.clone(), ranges(s, &items)))
+            let (_, ranges) = split_list(s, payload, false)?;
+            Body::Ack(Args::new(text.clone(), ranges))
         }
         PacketKind::ConnectError => return Err(ParseError::NotFromClient),
     };
@@ -145,16 +145,65 @@ fn bad(e: serde_json::Error) -> ParseError {
     ParseError::Payload(e.to_string())
 }
 
-/// Byte ranges of `items` (slices of `s`) within `s`.
-fn ranges(s: &str, items: &[&RawValue]) -> Vec<(u32, u32)> {
-    let base = s.as_ptr() as usize;
-    items
-        .iter()
-        .map(|r| {
-            let start = r.get().as_ptr() as usize - base;
-            (start as u32, (start + r.get().len()) as u32)
-        })
-        .collect()
+/// Reads `payload` (a slice of `s`), a JSON array, in one pass: with `named`, its first
+/// element as the event name, then the byte range within `s` of every other element, each
+/// checked to be well-formed JSON but not decoded.
+fn split_list(
+    s: &str,
+    payload: &str,
+    named: bool,
+) -> Result<(Option<String>, Vec<(u32, u32)>), ParseError> {
+    let mut de = serde_json::Deserializer::from_str(payload);
+    let list = serde::Deserializer::deserialize_seq(
+        &mut de,
+        ListVisitor {
+            base: s.as_ptr() as usize,
+            named,
+        },
+    )
+    .and_then(|list| de.end().map(|()| list));
+    list.map_err(bad)
+}
+
+struct ListVisitor {
+    base: usize,
+    named: bool,
+}
+
+impl<'de> serde::de::Visitor<'de> for ListVisitor {
+    type Value = (Option<String>, Vec<(u32, u32)>);
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an array")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let name = match self.named {
+            true => seq.next_element::<EventName>()?.map(|n| n.0),
+            false => None,
+        };
+        let mut ranges = Vec::with_capacity(seq.size_hint().unwrap_or(1));
+        while let Some(raw) = seq.next_element::<&'de RawValue>()? {
+            let start = raw.get().as_ptr() as usize - self.base;
+            let end = start + raw.get().len();
+            match (u32::try_from(start), u32::try_from(end)) {
+                (Ok(a), Ok(b)) => ranges.push((a, b)),
+                _ => return Err(serde::de::Error::custom("packet too large")),
+            }
+        }
+        Ok((name, ranges))
+    }
+}
+
+/// An event name: a string, and nothing else.
+struct EventName(String);
+
+impl<'de> serde::Deserialize<'de> for EventName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)
+            .map(EventName)
+            .map_err(|_| serde::de::Error::custom("event name must be a string"))
+    }
 }
 
 fn header(kind: u8, ns: &str, cap: usize) -> MessageBuf {
