@@ -145,6 +145,9 @@ fn bad(e: serde_json::Error) -> ParseError {
     ParseError::Payload(e.to_string())
 }
 
+/// An event's name (when asked for) and the byte ranges of its arguments.
+type List = (Option<String>, Vec<(u32, u32)>);
+
 /// Reads `payload` (a slice of `s`), a JSON array, in one pass: with `named`, its first
 /// element as the event name, then the byte range within `s` of every other element, each
 /// checked to be well-formed JSON but not decoded.
@@ -152,7 +155,7 @@ fn split_list(
     s: &str,
     payload: &str,
     named: bool,
-) -> Result<(Option<String>, Vec<(u32, u32)>), ParseError> {
+) -> Result<List, ParseError> {
     let mut de = serde_json::Deserializer::from_str(payload);
     let list = serde::Deserializer::deserialize_seq(
         &mut de,
@@ -171,7 +174,7 @@ struct ListVisitor {
 }
 
 impl<'de> serde::de::Visitor<'de> for ListVisitor {
-    type Value = (Option<String>, Vec<(u32, u32)>);
+    type Value = List;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("an array")
