@@ -5,6 +5,7 @@
 //! Protocol v4 (`socket.io-client` 2.x) differs only around connecting; see
 //! [`SocketIoProtocol`].
 
+use std::cell::Cell;
 use std::io::Write as _;
 
 use bytes::Bytes;
@@ -151,11 +152,7 @@ type List = (Option<String>, Vec<(u32, u32)>);
 /// Reads `payload` (a slice of `s`), a JSON array, in one pass: with `named`, its first
 /// element as the event name, then the byte range within `s` of every other element, each
 /// checked to be well-formed JSON but not decoded.
-fn split_list(
-    s: &str,
-    payload: &str,
-    named: bool,
-) -> Result<List, ParseError> {
+fn split_list(s: &str, payload: &str, named: bool) -> Result<List, ParseError> {
     let mut de = serde_json::Deserializer::from_str(payload);
     let list = serde::Deserializer::deserialize_seq(
         &mut de,
@@ -370,6 +367,16 @@ pub(super) fn frame(
     enc
 }
 
+thread_local! {
+    /// The length of the last packet [`encode_data`] wrote on this thread: the next one
+    /// starts with that much room. A server tends to send the same kinds of packets, so
+    /// this saves the buffer's regrowth (and its copies) on most of them.
+    static LAST_LEN: Cell<usize> = const { Cell::new(0) };
+}
+
+/// A packet larger than this does not make the next ones reserve more.
+const MAX_LEN_HINT: usize = 16 * 1024;
+
 /// EVENT when `event` is set, ACK otherwise; the binary variant when `data` holds
 /// [`Binary`](super::Binary) values. The data is serialized straight behind the header:
 /// one buffer, no intermediate copy (what a single emit needs; broadcasts go through
@@ -385,7 +392,9 @@ pub(super) fn encode_data<T: Serialize + ?Sized>(
         let (args, atts) = serialize_args(data, spread)?;
         return Ok(frame(ns, event, &args, &atts, id, None));
     }
-    let mut buf = MessageBuf::with_capacity(64 + ns.len() + event.map_or(0, str::len));
+    let mut buf = MessageBuf::with_capacity(
+        LAST_LEN.with(Cell::get).max(64) + ns.len() + event.map_or(0, str::len),
+    );
     buf.push_str(if event.is_some() { "2" } else { "3" });
     if ns != "/" {
         buf.push_str(ns);
@@ -402,6 +411,7 @@ pub(super) fn encode_data<T: Serialize + ?Sized>(
     let (res, atts) = collect_attachments(|| serde_json::to_writer(&mut buf, data));
     res?;
     buf.push_str("]");
+    LAST_LEN.with(|l| l.set(buf.data().len().min(MAX_LEN_HINT)));
     if atts.is_empty() {
         return Ok(finish(buf));
     }
