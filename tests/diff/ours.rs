@@ -16,7 +16,7 @@ use tower_socketio::engine::{
     CloseReason, Engine, EngineConfig, EngineHandler, EngineLayer, Frame, Gate, Message, Session,
 };
 use tower_socketio::{
-    AckSender, Binary, ConnectRejection, Data, DisconnectReason, Event, SocketIo, SocketRef,
+    AckSender, Binary, ConnectRejection, DataArgs, DisconnectReason, Event, SocketIo, SocketRef,
 };
 
 use super::Config;
@@ -66,22 +66,13 @@ pub async fn serve(config: &Config) -> TestServer {
 
 fn main(socket: SocketRef, io: SocketIo) {
     let _ = socket.emit("welcome", socket.ns());
-    // The argument count, which a handler cannot tell apart from one array argument, goes
-    // into the event name: `echo#3`.
-    socket.use_middleware(|mut ev| async move {
-        ev.name = format!("{}#{}", ev.name, ev.args.len());
-        Ok(ev)
-    });
     socket.on_fallback(
-        |s: SocketRef, io: SocketIo, Event(name): Event, Data(v): Data<Val>, ack: AckSender| {
-            let (event, n) = name.rsplit_once('#').unwrap_or((&name, "0"));
-            let args: Vec<Val> = match (n, v) {
-                ("0", _) => Vec::new(),
-                ("1", v) => vec![v],
-                (_, Val::Arr(all)) => all,
-                (_, v) => vec![v],
-            };
-            match event {
+        |s: SocketRef,
+         io: SocketIo,
+         Event(event): Event,
+         DataArgs(args): DataArgs<Vec<Val>>,
+         ack: AckSender| {
+            match event.as_str() {
                 "echo" => {
                     let _ = s.emit_args("echo", &args);
                     let _ = ack.send_args(&args);
