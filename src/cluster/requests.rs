@@ -1,7 +1,7 @@
 //! Requests to the other servers of a cluster, matched to their answers by request id.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -47,8 +47,8 @@ impl<T> Pending<T> {
             .is_some_and(|tx| tx.send(answer).is_ok())
     }
 
-    /// Forgets the request `id` (one that was [detached](Request::detach)).
-    pub(crate) fn remove(&self, id: &str) {
+    /// Forgets the request `id`.
+    fn remove(&self, id: &str) {
         self.lock().remove(id);
     }
 }
@@ -64,15 +64,30 @@ pub(crate) struct Request<'a, T> {
 }
 
 impl<T> Request<'_, T> {
-    /// Hands the id and the answers over to whoever keeps listening; that one calls
-    /// [`Pending::remove`] when done.
-    pub(crate) fn detach(mut self) -> (String, mpsc::UnboundedReceiver<T>) {
+    /// Hands every further answer to `each` until `until`, in a task of its own, then
+    /// forgets the request: for answers that come after the caller stopped waiting (the
+    /// late acks of a broadcast). `owner` keeps the [`Pending`] (reached by `pending`)
+    /// alive meanwhile.
+    pub(crate) fn listen_until<S>(
+        mut self,
+        owner: Arc<S>,
+        pending: fn(&S) -> &Pending<T>,
+        until: tokio::time::Instant,
+        mut each: impl FnMut(T) + Send + 'static,
+    ) where
+        S: Send + Sync + 'static,
+        T: Send + 'static,
+    {
         self.detached = true;
+        let id = std::mem::take(&mut self.id);
         let (_, empty) = mpsc::unbounded_channel();
-        (
-            std::mem::take(&mut self.id),
-            std::mem::replace(&mut self.rx, empty),
-        )
+        let mut rx = std::mem::replace(&mut self.rx, empty);
+        tokio::spawn(async move {
+            while let Ok(Some(answer)) = tokio::time::timeout_at(until, rx.recv()).await {
+                each(answer);
+            }
+            pending(&owner).remove(&id);
+        });
     }
 
     /// Collects `n` answers, or fails with [`AdapterError::Timeout`].

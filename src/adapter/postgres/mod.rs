@@ -368,17 +368,16 @@ impl Adapter for PostgresAdapter {
                 tracing::warn!("broadcast with ack: not every server gave its count");
             }
             // The rest of the acks arrive later: forward them until the timeout.
-            let (id, mut remote) = request.detach();
-            let state = self.ns.clone();
-            tokio::spawn(async move {
-                let end = Instant::now() + timeout;
-                while let Ok(Some(v)) = tokio::time::timeout_at(end, remote.recv()).await {
+            request.listen_until(
+                self.ns.clone(),
+                |ns| &ns.pending,
+                Instant::now() + timeout,
+                move |v| {
                     if get(&v, "type").and_then(Value::as_u64) == Some(wire::BROADCAST_ACK) {
                         forward(&v, &tx);
                     }
-                }
-                state.pending.remove(&id);
-            });
+                },
+            );
             Ok(AckStream { expected, rx })
         })
     }

@@ -213,17 +213,16 @@ impl Adapter for RedisAdapter {
                 }
             }
             // The rest of the acks arrive later: forward them until the timeout.
-            let (id, mut remote) = request.detach();
-            let state = self.ns.clone();
-            tokio::spawn(async move {
-                let end = tokio::time::Instant::now() + timeout;
-                while let Ok(Some(v)) = tokio::time::timeout_at(end, remote.recv()).await {
+            request.listen_until(
+                self.ns.clone(),
+                |ns| &ns.pending,
+                tokio::time::Instant::now() + timeout,
+                move |v| {
                     if get(&v, "type").and_then(Value::as_u64) == Some(wire::BROADCAST_ACK) {
                         let _ = tx.send((None, ack_args(parser, get(&v, "packet"))));
                     }
-                }
-                state.pending.remove(&id);
-            });
+                },
+            );
             Ok(AckStream { expected, rx })
         })
     }

@@ -287,18 +287,17 @@ impl Adapter for RedisStreamsAdapter {
                     }
                 }
             }
-            let (id, mut remote) = request.detach();
-            let state = self.ns.clone();
-            tokio::spawn(async move {
-                let end = tokio::time::Instant::now() + timeout;
-                while let Ok(Some(v)) = tokio::time::timeout_at(end, remote.recv()).await {
+            request.listen_until(
+                self.ns.clone(),
+                |ns| &ns.pending,
+                tokio::time::Instant::now() + timeout,
+                move |v| {
                     if link::response_kind(&v) == Some(wire::BROADCAST_ACK) {
                         let _ =
                             tx.send((None, ack_args(parser, link::response_data(&v, "packet"))));
                     }
-                }
-                state.pending.remove(&id);
-            });
+                },
+            );
             Ok(AckStream { expected, rx })
         })
     }
