@@ -1,27 +1,27 @@
 //! A socket: one client's connection to one namespace.
 
+mod dispatch;
+mod emit;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 
-use crate::ack::AckFuture;
-use crate::adapter::{BroadcastOptions, PersistedSession, Room};
+use crate::adapter::{PersistedSession, Room};
 use crate::client::Client;
 use crate::engine::{CloseReason, Session, Sid, Str, TransportKind};
-use crate::errors::{AckError, DisconnectReason, EmitError};
+use crate::errors::DisconnectReason;
 use crate::extensions::Extensions;
 use crate::extract::{Context, Kind};
 use crate::handler::{BoxedHandler, Handler, boxed, run_or_spawn};
 use crate::middleware::{EventMiddleware, EventRejection, IncomingEvent};
 use crate::ns::Namespace;
 use crate::operators::{BroadcastOperators, IntoRooms};
-use crate::parser::{Args, Encoded, Parser};
+use crate::parser::{Args, Parser};
 
 /// Observer of a socket's incoming or outgoing events: sees the event name and its data.
 type AnyObserver = Arc<dyn Fn(&str, &serde_json::Value) + Send + Sync>;
@@ -363,144 +363,6 @@ impl Socket {
         self.handlers_mut().any_outgoing.push(Arc::new(f));
     }
 
-    /// Emits an event with one argument (any `Serialize`; [`Binary`](crate::Binary) values
-    /// inside become attachments).
-    ///
-    /// With connection state recovery on, the emit is a broadcast to the socket's own room,
-    /// as in the reference server: it carries an offset and is kept for replay, and a client
-    /// whose queue is full is disconnected (recoverably, so it gets the packet back on
-    /// reconnection) instead of the call failing with [`EmitError::Send`].
-    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
-        self.emit_inner(event, data, false)
-    }
-
-    /// Emits an event with several arguments: `data` must serialize to an array (a tuple),
-    /// whose elements become the arguments. `&()` sends none.
-    pub fn emit_args<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
-        self.emit_inner(event, data, true)
-    }
-
-    fn emit_inner<T: Serialize + ?Sized>(
-        &self,
-        event: &str,
-        data: &T,
-        spread: bool,
-    ) -> Result<(), EmitError> {
-        self.observe_outgoing(event, data, spread);
-        if self.pid.is_none() {
-            let enc = self.parser().event(self.ns(), event, data, None, spread)?;
-            return self.send_encoded(&enc);
-        }
-        // Connection state recovery: like the reference server, the emit is a broadcast to
-        // the socket's own room, so the adapter gives it an offset and keeps it for replay
-        // (the client takes the last argument of every event as its offset). The in-memory
-        // adapter delivers at once, in order; a slow client is disconnected (recoverably)
-        // rather than failing the call.
-        if !self.connected() {
-            return Err(EmitError::Disconnected);
-        }
-        let packet = self.parser().event_packet(self.ns(), event, data, spread)?;
-        let opts = BroadcastOptions {
-            rooms: vec![Room::Owned(self.id.as_str().to_owned())],
-            ..BroadcastOptions::default()
-        };
-        let ns = self.ns.clone();
-        let sid = self.id;
-        run_or_spawn(Box::pin(async move {
-            if let Err(e) = ns.adapter().broadcast(&*ns, packet, opts).await {
-                tracing::warn!(%sid, error = %e, "emit through the adapter failed");
-            }
-        }));
-        Ok(())
-    }
-
-    fn observe_outgoing<T: Serialize + ?Sized>(&self, event: &str, data: &T, spread: bool) {
-        if let Some(i) = self.ns.instrument().filter(|i| i.events()) {
-            let value = serde_json::to_value(data).unwrap_or(serde_json::Value::Null);
-            let args = match value {
-                serde_json::Value::Array(a) if spread => serde_json::Value::Array(a),
-                serde_json::Value::Null if spread => serde_json::Value::Array(Vec::new()),
-                v => serde_json::Value::Array(vec![v]),
-            };
-            i.event_sent(self, event, args);
-        }
-        let observers = self.handlers().any_outgoing.clone();
-        if observers.is_empty() {
-            return;
-        }
-        let value = serde_json::to_value(data).unwrap_or(serde_json::Value::Null);
-        for o in observers {
-            o(event, &value);
-        }
-    }
-
-    /// Emits an event with an ack and waits for the client's answer, within the configured
-    /// `ack_timeout`. Both sides are argument lists, as with [`emit_args`](Self::emit_args):
-    /// `args` serializes to an array whose elements become the arguments (`&(a, b)`, `&(a,)`
-    /// for one, `&()` for none); the answer `R` is the list the client's callback was called
-    /// with (`(String,)`, `(u32, bool)`, `Vec<Value>`, ...), so `cb(1, 2)` and `cb([1, 2])`
-    /// stay apart.
-    ///
-    /// ```no_run
-    /// # async fn f(socket: tower_socketio::SocketRef) -> Result<(), tower_socketio::AckError> {
-    /// let (answer,): (String,) = socket.emit_with_ack("question", &("why?", 42)).await?;
-    /// # Ok(()) }
-    /// ```
-    pub fn emit_with_ack<T: Serialize + ?Sized, R: DeserializeOwned>(
-        &self,
-        event: &str,
-        args: &T,
-    ) -> AckFuture<R> {
-        self.emit_with_ack_timeout(event, args, self.ns.shared().config.ack_timeout)
-    }
-
-    /// Like [`emit_with_ack`](Self::emit_with_ack) with its own timeout.
-    pub fn emit_with_ack_timeout<T: Serialize + ?Sized, R: DeserializeOwned>(
-        &self,
-        event: &str,
-        args: &T,
-        timeout: Duration,
-    ) -> AckFuture<R> {
-        let id = self.ns.next_ack_id();
-        let enc = match self.parser().event(self.ns(), event, args, Some(id), true) {
-            Ok(e) => e,
-            Err(e) => return AckFuture::failed(AckError::Emit(e.into())),
-        };
-        self.observe_outgoing(event, args, true);
-        let rx = self.register_ack(id);
-        if let Err(e) = self.send_encoded(&enc) {
-            self.lock_acks().remove(&id);
-            return AckFuture::failed(AckError::Emit(e));
-        }
-        AckFuture::new(rx, timeout)
-    }
-
-    pub(crate) fn register_ack(&self, id: u64) -> oneshot::Receiver<Args> {
-        let (tx, rx) = oneshot::channel();
-        self.lock_acks().insert(id, tx);
-        rx
-    }
-
-    pub(crate) fn forget_ack(&self, id: u64) {
-        self.lock_acks().remove(&id);
-    }
-
-    fn lock_acks(&self) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<Args>>> {
-        self.acks.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Queues an encoded packet on this socket's connection.
-    pub(crate) fn send_encoded(&self, enc: &Encoded) -> Result<(), EmitError> {
-        if !self.connected() {
-            return Err(EmitError::Disconnected);
-        }
-        self.session.send_all(enc.frames(), enc.len())?;
-        if let Some(i) = self.ns.instrument() {
-            i.packets_sent(enc.len(), crate::instrument::encoded_bytes(enc));
-        }
-        Ok(())
-    }
-
     /// Joins rooms.
     pub fn join(&self, rooms: impl IntoRooms) {
         self.ns.change_rooms(self.id, &rooms.into_rooms(), true);
@@ -636,106 +498,6 @@ impl Socket {
             }
             Ok(None) => {}
             Err(e) => tracing::warn!(sid = %self.id, error = %e, "disconnect handler skipped"),
-        }
-    }
-
-    /// Takes a received event: through the event middlewares when there are some (the
-    /// returned future must finish before the socket's next packet), else straight to its
-    /// handler.
-    pub(crate) fn receive_event(
-        self: &Arc<Self>,
-        name: String,
-        args: Args,
-        ack: Option<u64>,
-    ) -> Option<crate::handler::BoxFuture> {
-        let middlewares = self.handlers().middlewares.clone();
-        if middlewares.is_empty() {
-            self.dispatch_event(&name, &args, ack);
-            return None;
-        }
-        let socket = self.clone();
-        Some(Box::pin(async move {
-            let mut event = IncomingEvent {
-                name,
-                args,
-                wants_ack: ack.is_some(),
-                parser: socket.parser(),
-            };
-            for mw in middlewares {
-                match mw(event).await {
-                    Ok(next) => event = next,
-                    Err(EventRejection(message)) => {
-                        tracing::debug!(sid = %socket.id, %message, "event refused by middleware");
-                        let body = serde_json::json!({ "error": message });
-                        let enc = match ack {
-                            Some(id) => socket.parser().ack(socket.ns(), id, &body, false),
-                            None => socket.parser().event(
-                                socket.ns(),
-                                "error",
-                                &serde_json::json!({ "message": message }),
-                                None,
-                                false,
-                            ),
-                        };
-                        if let Ok(enc) = enc {
-                            let _ = socket.send_encoded(&enc);
-                        }
-                        return;
-                    }
-                }
-            }
-            socket.dispatch_event(&event.name, &event.args, ack);
-        }))
-    }
-
-    /// Runs the handler of a received event.
-    pub(crate) fn dispatch_event(self: &Arc<Self>, name: &str, args: &Args, ack: Option<u64>) {
-        let (handler, observers) = {
-            let h = self.handlers();
-            let handler = h.events.get(name).or(h.fallback.as_ref()).cloned();
-            let observers = (!h.any_incoming.is_empty()).then(|| h.any_incoming.clone());
-            (handler, observers)
-        };
-        if let Some(i) = self.ns.instrument().filter(|i| i.events()) {
-            i.event_received(self, name, args);
-        }
-        if let Some(observers) = observers {
-            let value = args
-                .deserialize::<serde_json::Value>()
-                .unwrap_or(serde_json::Value::Null);
-            for o in observers {
-                o(name, &value);
-            }
-        }
-        let Some(handler) = handler else {
-            tracing::debug!(sid = %self.id, event = name, "no handler for event");
-            return;
-        };
-        let cx = Context::new(self, Kind::Event { name, args, ack });
-        match handler(&cx) {
-            Ok(Some(fut)) => {
-                run_or_spawn(fut);
-            }
-            Ok(None) => {}
-            Err(e) => {
-                tracing::warn!(sid = %self.id, event = name, error = %e, "event handler skipped");
-                if let Some(id) = ack {
-                    let body = serde_json::json!({ "error": e.to_string() });
-                    if let Ok(enc) = self.parser().ack(self.ns(), id, &body, false) {
-                        let _ = self.send_encoded(&enc);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Hands a received ack to whoever waits for it.
-    pub(crate) fn dispatch_ack(&self, id: u64, args: Args) {
-        match self.lock_acks().remove(&id) {
-            Some(tx) => {
-                let _ = tx.send(args);
-            }
-            None => tracing::debug!(sid = %self.id, id, "ack for no pending emit"),
         }
     }
 }
