@@ -98,6 +98,7 @@ diff_case!(polling_messages, E, |mut w: Wire| async move {
 diff_case!(polling_bad_post_closes, E, |mut w: Wire| async move {
     w.ws_handshake("obs", 4, "").await;
     w.ws_send("obs", "4observe").await;
+    w.ws_recv("obs").await;
     w.handshake(4, "").await.ok();
     w.post("EIO=4&transport=polling&sid={sid}", "abc")
         .await
@@ -246,6 +247,7 @@ diff_case!(close_polling_post_in_flight, E, |mut w: Wire| async move {
 diff_case!(close_polling_post_aborted, E, |mut w: Wire| async move {
     w.ws_handshake("obs", 4, "").await;
     w.ws_send("obs", "4observe").await;
+    w.ws_recv("obs").await;
     w.handshake(4, "").await.ok();
     w.post_partial("p1", "EIO=4&transport=polling&sid={sid}", 6, "4he")
         .await;
@@ -258,6 +260,7 @@ diff_case!(close_polling_post_aborted, E, |mut w: Wire| async move {
 diff_case!(close_polling_get_aborted, E, |mut w: Wire| async move {
     w.ws_handshake("obs", 4, "").await;
     w.ws_send("obs", "4observe").await;
+    w.ws_recv("obs").await;
     w.handshake(4, "").await.ok();
     w.spawn_get("g1", "EIO=4&transport=polling&sid={sid}");
     w.settle().await;
@@ -307,6 +310,7 @@ diff_case!(
 diff_case!(close_websocket_client_packet, E, |mut w: Wire| async move {
     w.ws_handshake("obs", 4, "").await;
     w.ws_send("obs", "4observe").await;
+    w.ws_recv("obs").await;
     w.ws_handshake("a", 4, "").await;
     w.ws_send("a", "1").await;
     w.ws_until_end("a").await;
@@ -316,6 +320,7 @@ diff_case!(close_websocket_client_packet, E, |mut w: Wire| async move {
 diff_case!(close_websocket_client_frame, E, |mut w: Wire| async move {
     w.ws_handshake("obs", 4, "").await;
     w.ws_send("obs", "4observe").await;
+    w.ws_recv("obs").await;
     w.ws_handshake("a", 4, "").await;
     w.ws_close("a").await;
     w.ws_until_end("a").await;
@@ -325,6 +330,7 @@ diff_case!(close_websocket_client_frame, E, |mut w: Wire| async move {
 diff_case!(close_websocket_dropped, E, |mut w: Wire| async move {
     w.ws_handshake("obs", 4, "").await;
     w.ws_send("obs", "4observe").await;
+    w.ws_recv("obs").await;
     w.ws_handshake("a", 4, "").await;
     w.ws_drop("a");
     w.ws_recv("obs").await;
@@ -333,6 +339,7 @@ diff_case!(close_websocket_dropped, E, |mut w: Wire| async move {
 diff_case!(close_websocket_server, E, |mut w: Wire| async move {
     w.ws_handshake("obs", 4, "").await;
     w.ws_send("obs", "4observe").await;
+    w.ws_recv("obs").await;
     w.ws_handshake("a", 4, "").await;
     w.ws_send("a", "4one").await;
     w.ws_send("a", "4close").await;
@@ -343,6 +350,7 @@ diff_case!(close_websocket_server, E, |mut w: Wire| async move {
 diff_case!(close_reason_polling_client, E, |mut w: Wire| async move {
     w.ws_handshake("obs", 4, "").await;
     w.ws_send("obs", "4observe").await;
+    w.ws_recv("obs").await;
     w.handshake(4, "").await.ok();
     w.post("EIO=4&transport=polling&sid={sid}", "1").await.ok();
     w.ws_recv("obs").await;
@@ -351,6 +359,7 @@ diff_case!(close_reason_polling_client, E, |mut w: Wire| async move {
 diff_case!(close_reason_ping_timeout, HB, |mut w: Wire| async move {
     w.ws_handshake("obs", 4, "").await;
     w.ws_send("obs", "4observe").await;
+    w.ws_recv("obs").await;
     w.handshake(4, "").await.ok();
     // The observer must keep its own session alive meanwhile.
     w.ws_recv("obs").await;

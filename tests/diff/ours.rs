@@ -1,8 +1,8 @@
 //! Our side of the differential harness: the behaviour of `tests/clients/diff/server.mjs`
 //! written with tower-socketio.
 //!
-//! Engine.IO: every message is echoed, except `observe` (the session then gets
-//! `closed:<reason>` for every other session's close) and `close` (the server closes the
+//! Engine.IO: every message is echoed, except `observe` (answered `observing`; the session
+//! then gets `closed:<reason>` for every other session's close) and `close` (the server closes the
 //! session). Socket.IO: namespaces `/` and `/second` greet with `welcome`, echo `echo` (and
 //! ack it), ack `ack`, send fixed binary for `bin`, leave on `bye`; their disconnects are
 //! reported to `/observer` as `gone(nsp, reason)`; `/forbidden` refuses every connection.
@@ -245,6 +245,8 @@ impl EngineHandler for Observed {
         match &msg {
             Message::Text(t) if t.as_str() == "observe" => {
                 self.observers.lock().unwrap().push(session.clone());
+                // Acknowledged, so a case knows it is registered before it closes others.
+                let _ = session.send(Frame::message("observing"));
             }
             Message::Text(t) if t.as_str() == "close" => session.close(CloseReason::ServerClose),
             Message::Text(t) => {

@@ -28,12 +28,15 @@ if (cfg.layer === "engine") {
   const engine = new Server(opts);
   server.on("request", (req, res) => engine.handleRequest(req, res));
   server.on("upgrade", (req, socket, head) => engine.handleUpgrade(req, socket, head));
-  // Sessions that sent "observe" get "closed:<reason>" for every other session's close.
+  // Sessions that sent "observe" (answered "observing") get "closed:<reason>" for every
+  // other session's close.
   const observers = new Set();
   engine.on("connection", (socket) => {
     socket.on("message", (data) => {
       if (data === "observe") {
         observers.add(socket);
+        // Acknowledged, so a case knows it is registered before it closes others.
+        socket.send("observing");
         return;
       }
       if (data === "close") {
