@@ -1,4 +1,5 @@
-//! Sending to one socket: events, events awaiting an ack, and the acks that answer them.
+//! Sending to one socket, underneath [`Socket::emit`] and [`Socket::emit_with_ack`]:
+//! encoding, connection state recovery, observers, and the acks that answer.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -15,24 +16,7 @@ use crate::handler::run_or_spawn;
 use crate::parser::{Args, Encoded};
 
 impl Socket {
-    /// Emits an event with one argument (any `Serialize`; [`Binary`](crate::Binary) values
-    /// inside become attachments).
-    ///
-    /// With connection state recovery on, the emit is a broadcast to the socket's own room,
-    /// as in the reference server: it carries an offset and is kept for replay, and a client
-    /// whose queue is full is disconnected (recoverably, so it gets the packet back on
-    /// reconnection) instead of the call failing with [`EmitError::Send`].
-    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
-        self.emit_inner(event, data, false)
-    }
-
-    /// Emits an event with several arguments: `data` must serialize to an array (a tuple),
-    /// whose elements become the arguments. `&()` sends none.
-    pub fn emit_args<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
-        self.emit_inner(event, data, true)
-    }
-
-    fn emit_inner<T: Serialize + ?Sized>(
+    pub(super) fn emit_inner<T: Serialize + ?Sized>(
         &self,
         event: &str,
         data: &T,
@@ -86,28 +70,7 @@ impl Socket {
         }
     }
 
-    /// Emits an event with an ack and waits for the client's answer, within the configured
-    /// `ack_timeout`. Both sides are argument lists, as with [`emit_args`](Self::emit_args):
-    /// `args` serializes to an array whose elements become the arguments (`&(a, b)`, `&(a,)`
-    /// for one, `&()` for none); the answer `R` is the list the client's callback was called
-    /// with (`(String,)`, `(u32, bool)`, `Vec<Value>`, ...), so `cb(1, 2)` and `cb([1, 2])`
-    /// stay apart.
-    ///
-    /// ```no_run
-    /// # async fn f(socket: tower_socketio::SocketRef) -> Result<(), tower_socketio::AckError> {
-    /// let (answer,): (String,) = socket.emit_with_ack("question", &("why?", 42)).await?;
-    /// # Ok(()) }
-    /// ```
-    pub fn emit_with_ack<T: Serialize + ?Sized, R: DeserializeOwned>(
-        &self,
-        event: &str,
-        args: &T,
-    ) -> AckFuture<R> {
-        self.emit_with_ack_timeout(event, args, self.ns.shared().config.ack_timeout)
-    }
-
-    /// Like [`emit_with_ack`](Self::emit_with_ack) with its own timeout.
-    pub fn emit_with_ack_timeout<T: Serialize + ?Sized, R: DeserializeOwned>(
+    pub(super) fn emit_with_ack_inner<T: Serialize + ?Sized, R: DeserializeOwned>(
         &self,
         event: &str,
         args: &T,
