@@ -5,14 +5,19 @@
 #   scripts/callgrind-echo.sh [SERVER...]     # default: ours typed tuned raw
 #   N1=200 N2=1200 scripts/callgrind-echo.sh ours
 #
+#   MODE=connect scripts/callgrind-echo.sh ours raw   # instructions per new connection
+#
 # Servers as in scripts/bench.sh (ours, typed, tuned, socketioxide, raw). For each, two runs
 # under `valgrind --tool=callgrind`: one connection echoes N1 messages, then N2 (one at a
 # time, examples/loadgen.rs --scenario echo-count); (Ir(N2) - Ir(N1)) / (N2 - N1) cancels
 # start-up, the handshake and the connection's own set-up. The N2 profile stays in
-# target/bench/callgrind-SERVER-N2.out for callgrind_annotate.
+# target/bench/callgrind-SERVER-N2.out for callgrind_annotate. With MODE=connect, the runs
+# open N1 and then N2 connections instead (`--scenario connect`: WebSocket handshake and, for
+# the Socket.IO servers, the CONNECT to `/`; 50 at a time), so the figure is per connection.
 set -euo pipefail
 N1=${N1:-200}
 N2=${N2:-1200}
+MODE=${MODE:-echo}
 cd "$(dirname "$0")/.."
 TARGET=${CARGO_TARGET_DIR:-$(pwd)/target}
 BIN=$TARGET/release/examples
@@ -28,7 +33,9 @@ esac
 PORT=22100
 # ir SERVER N: the server's total instruction count for a run of N echoes.
 ir() {
-  local server=$1 n=$2 bin proto=sio pid log=$OUT/callgrind-$1-$2.log file=$OUT/callgrind-$1-$2.out
+  local server=$1 n=$2 bin proto=sio pid tag=$1
+  [ "$MODE" = connect ] && tag=connect-$1
+  local log=$OUT/callgrind-$tag-$n.log file=$OUT/callgrind-$tag-$n.out
   case "$server" in
     ours) bin=$BIN/bench_value ;;
     typed) bin=$BIN/bench_typed ;;
@@ -44,8 +51,13 @@ ir() {
     grep -q '^ready' "$log" && break
     sleep 0.1
   done
-  timeout 300 "$BIN/loadgen" --proto "$proto" --scenario echo-count --count "$n" \
-    --addr "127.0.0.1:$PORT" > /dev/null
+  case "$MODE" in
+    echo) timeout 300 "$BIN/loadgen" --proto "$proto" --scenario echo-count --count "$n" \
+      --addr "127.0.0.1:$PORT" > /dev/null ;;
+    connect) timeout 300 "$BIN/loadgen" --proto "$proto" --scenario connect --clients "$n" \
+      --concurrency 50 --addr "127.0.0.1:$PORT" > /dev/null ;;
+    *) echo "unknown MODE $MODE" >&2; return 1 ;;
+  esac
   # callgrind writes its profile when the process ends, also on SIGTERM (a SIGINT is not
   # acted on under valgrind).
   kill -TERM "$pid"
@@ -53,7 +65,7 @@ ir() {
   sed -n 's/^summary: *\([0-9]*\).*/\1/p; s/^totals: *\([0-9]*\).*/\1/p' "$file" | head -1
 }
 
-printf '| server | Ir per echoed message |\n|---|---|\n'
+printf '| server | Ir per %s |\n|---|---|\n' "$( [ "$MODE" = connect ] && echo "new connection" || echo "echoed message")"
 for s in $SERVERS; do
   a=$(ir "$s" "$N1")
   b=$(ir "$s" "$N2")
