@@ -65,6 +65,9 @@ async fn node_clients(mode: Mode) {
     check(&ours, &theirs, mode, "socket.io-client");
 }
 
+/// The Python script's own watchdog is 55 s (long-polling on a loaded machine is slow).
+const PYTHON_SCRIPT: std::time::Duration = std::time::Duration::from_secs(60);
+
 async fn python_clients(mode: Mode) {
     let Some(python) = common::python("relay::python_clients", "socketio") else {
         return;
@@ -78,8 +81,13 @@ async fn python_clients(mode: Mode) {
     let run = |url: String| {
         let python = python.clone();
         async move {
-            let out =
-                common::run_python(&python, "relay/client.py", &[&url, mode.arg()], SCRIPT).await;
+            let out = common::run_python(
+                &python,
+                "relay/client.py",
+                &[&url, mode.arg()],
+                PYTHON_SCRIPT,
+            )
+            .await;
             last_line(out, &format!("python relay client ({mode:?}) on {url}"))
         }
     };

@@ -113,7 +113,9 @@ def exchange(src, dst, tag):
 
 def main():
     url, mode = sys.argv[1], sys.argv[2]
-    t = threading.Timer(25, lambda: fail("watchdog: no result after 25 s"))
+    # Generous: python-socketio over long-polling on a loaded 2-core machine is slow, and
+    # every step below has its own 5 s bound.
+    t = threading.Timer(55, lambda: fail("watchdog: no result after 55 s"))
     t.daemon = True
     t.start()
     result = {}
