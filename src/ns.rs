@@ -292,19 +292,8 @@ impl Namespace {
                 break;
             }
         }
-        // The reference's transport writes the reply alone and what the connect handler
-        // emits on a later tick; clients and test suites that take one message per read
-        // (the official Socket.IO protocol suite) rely on it. Let the WebSocket writer take
-        // the reply before the handler's emits queue up behind it; bounded, so a stalled
-        // writer does not hold the handler up.
-        if session.transport() == crate::engine::TransportKind::WebSocket {
-            for _ in 0..8 {
-                if session.buffered() == 0 {
-                    break;
-                }
-                tokio::task::yield_now().await;
-            }
-        }
+        // The reply (and what it replays) is written before what the connect handler emits.
+        session.write_apart();
         tracing::debug!(sid = %socket.id(), ns = self.path(), "socket connected");
         if let Some(i) = self.instrument() {
             i.socket_connected(&socket);

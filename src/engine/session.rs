@@ -104,6 +104,14 @@ pub enum SendError {
 const POLLING: u8 = 0;
 const WEBSOCKET: u8 = 1;
 
+/// Frames waiting to be written.
+#[derive(Default)]
+struct Outbox {
+    frames: VecDeque<Frame>,
+    /// How many frames at the front go out in a write of their own (0: no mark).
+    apart: usize,
+}
+
 /// An Engine.IO session, with the handler's per-session data `D`.
 pub struct Session<D> {
     id: Sid,
@@ -138,12 +146,13 @@ pub struct Session<D> {
     /// so it cannot reach the WebSocket) until the upgrade completes or is abandoned.
     pub(crate) probing: AtomicBool,
     close_reason: AtomicU8,
-    outbox: Mutex<VecDeque<Frame>>,
+    outbox: Mutex<Outbox>,
     max_buffered: usize,
     /// Wakes whoever drains the queue: the pending GET, or the WebSocket task.
     pub(crate) outbox_ready: Notify,
     /// Wakes the session task: pong, close, upgrade hand-over.
     pub(crate) signal: Notify,
+    /// The WebSocket an upgrade hands to the session task.
     pub(crate) handoff: Mutex<Option<super::ws::WsStream>>,
 }
 
@@ -189,7 +198,7 @@ impl<D> Session<D> {
             close_sent: AtomicBool::new(false),
             probing: AtomicBool::new(false),
             close_reason: AtomicU8::new(0),
-            outbox: Mutex::new(VecDeque::new()),
+            outbox: Mutex::new(Outbox::default()),
             max_buffered,
             outbox_ready: Notify::new(),
             signal: Notify::new(),
@@ -271,10 +280,10 @@ impl<D> Session<D> {
             if self.is_closed() {
                 return Err(SendError::Closed);
             }
-            if q.len() + count > self.max_buffered {
+            if q.frames.len() + count > self.max_buffered {
                 return Err(SendError::Full);
             }
-            q.extend(frames);
+            q.frames.extend(frames);
         }
         self.outbox_ready.notify_one();
         Ok(())
@@ -282,8 +291,18 @@ impl<D> Session<D> {
 
     /// Queues a frame whatever the bound: control packets must never be lost.
     pub(crate) fn send_control(&self, frame: Frame) {
-        self.lock_outbox().push_back(frame);
+        self.lock_outbox().frames.push_back(frame);
         self.outbox_ready.notify_one();
+    }
+
+    /// Over WebSocket, the frames queued so far leave in a write of their own, and what is
+    /// queued after them on a later turn of the session task. The reference's transport
+    /// writes a CONNECT reply alone and the connect handler's emits a tick later; clients
+    /// and test suites that take one message per read rely on it. A long-polling payload
+    /// carries everything queued, as the reference's does.
+    pub(crate) fn write_apart(&self) {
+        let mut q = self.lock_outbox();
+        q.apart = q.frames.len();
     }
 
     /// A ping was queued: the pong is due at `due`; `None` when it came.
@@ -330,7 +349,7 @@ impl<D> Session<D> {
 
     /// Number of frames waiting to be written.
     pub fn buffered(&self) -> usize {
-        self.lock_outbox().len()
+        self.lock_outbox().frames.len()
     }
 
     /// Closes the session. The first reason wins; the session task then cleans up and tells
@@ -351,20 +370,29 @@ impl<D> Session<D> {
         }
     }
 
-    /// Moves every queued frame into `out`.
-    pub(crate) fn drain_all(&self, out: &mut VecDeque<Frame>) {
+    /// Moves the queued frames into `out`: all of them, or those up to a
+    /// [`write_apart`](Self::write_apart) mark. Whether frames were left behind the mark.
+    pub(crate) fn drain_all(&self, out: &mut VecDeque<Frame>) -> bool {
         let mut q = self.lock_outbox();
-        if out.is_empty() {
-            std::mem::swap(&mut *q, out);
-        } else {
-            out.extend(q.drain(..));
+        let apart = std::mem::take(&mut q.apart);
+        if apart > 0 && apart < q.frames.len() {
+            out.extend(q.frames.drain(..apart));
+            return true;
         }
+        if out.is_empty() {
+            std::mem::swap(&mut q.frames, out);
+        } else {
+            out.extend(q.frames.drain(..));
+        }
+        false
     }
 
     /// Takes queued frames up to `max_bytes` of polling payload (always at least one).
     pub(crate) fn drain_polling(&self, max_bytes: usize) -> Vec<Frame> {
         let v3 = self.protocol == EngineProtocol::V3;
-        let mut q = self.lock_outbox();
+        let mut guard = self.lock_outbox();
+        guard.apart = 0;
+        let q = &mut guard.frames;
         let mut total = 0;
         let mut out = Vec::new();
         while let Some(f) = q.front() {
@@ -387,7 +415,7 @@ impl<D> Session<D> {
         out
     }
 
-    fn lock_outbox(&self) -> std::sync::MutexGuard<'_, VecDeque<Frame>> {
+    fn lock_outbox(&self) -> std::sync::MutexGuard<'_, Outbox> {
         // A poisoned queue only means a panic elsewhere; the data is still a valid queue.
         self.outbox.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -245,21 +245,23 @@ fn close_reason_of(e: &tungstenite::Error) -> CloseReason {
     }
 }
 
-/// Writes every queued frame, then flushes once: one syscall for a whole batch.
+/// Writes every queued frame, then flushes once: one syscall for a whole batch. Whether
+/// frames queued behind a [`Session::write_apart`] mark are left for a later write.
 async fn write_batch<D>(
     session: &Session<D>,
     stream: &mut WsStream,
     batch: &mut VecDeque<Frame>,
     framing: WsFraming,
-) -> Result<(), tungstenite::Error> {
-    session.drain_all(batch);
+) -> Result<bool, tungstenite::Error> {
+    let more = session.drain_all(batch);
     if batch.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     for frame in batch.drain(..) {
         stream.feed(frame_to_ws(frame, framing)).await?;
     }
-    stream.flush().await
+    stream.flush().await?;
+    Ok(more)
 }
 
 /// The I/O loop of a session on WebSocket; returns why it ended.
@@ -283,10 +285,12 @@ pub(crate) async fn run<H: EngineHandler>(
         }
         if let Some(reason) = session.close_reason() {
             if reason == CloseReason::ServerClose {
-                let _ = tokio::time::timeout(
-                    CLOSE_GRACE,
-                    write_batch(session, &mut stream, &mut batch, framing),
-                )
+                let _ = tokio::time::timeout(CLOSE_GRACE, async {
+                    while let Ok(true) =
+                        write_batch(session, &mut stream, &mut batch, framing).await
+                    {
+                    }
+                })
                 .await;
             }
             break reason;
@@ -306,10 +310,20 @@ pub(crate) async fn run<H: EngineHandler>(
                 // A peer that stops reading blocks this write: the session must still close
                 // (by policy or by heartbeat) instead of waiting on it forever.
                 let outcome = tokio::select! {
-                    r = write_batch(session, &mut stream, &mut batch, framing) => r.err().map(|e| {
-                        tracing::debug!(sid = %session.id(), error = %e, "websocket write failed");
-                        close_reason_of(&e)
-                    }),
+                    r = write_batch(session, &mut stream, &mut batch, framing) => match r {
+                        Ok(false) => None,
+                        Ok(true) => {
+                            // The rest goes on a later tick, as the reference's would: the
+                            // peer gets a chance to read the first write on its own.
+                            session.outbox_ready.notify_one();
+                            tokio::task::yield_now().await;
+                            None
+                        }
+                        Err(e) => {
+                            tracing::debug!(sid = %session.id(), error = %e, "websocket write failed");
+                            Some(close_reason_of(&e))
+                        }
+                    },
                     // Closed meanwhile: the top of the loop flushes what is queued (a
                     // DISCONNECT must reach the client before the close), bounded, and ends.
                     _ = closed(session) => None,
