@@ -23,8 +23,10 @@ use super::{
     TransportKind, v3,
 };
 
-/// A server-side WebSocket over an upgraded hyper connection.
-pub(crate) type WsStream = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+/// A server-side WebSocket over an upgraded hyper connection. Boxed: it moves from the
+/// handshake into the session task (through the session, after an upgrade), and every
+/// future it passes through would otherwise keep a slot of its size for the session's life.
+pub(crate) type WsStream = Box<WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>>;
 
 /// Messages held while a [`Gate`] is pending, at most; more is a client flooding a session
 /// whose handler has not finished, and closes it.
@@ -96,9 +98,10 @@ where
                 return;
             }
         };
-        let stream =
+        let stream = Box::new(
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
-                .await;
+                .await,
+        );
         match then {
             Accepted::Open { protocol, b64 } => {
                 let session = engine.register(parts, TransportKind::WebSocket, protocol, b64);
@@ -109,7 +112,7 @@ where
             Accepted::Upgrade(session, b64) => probe(&engine, session, stream, b64).await,
             Accepted::Refuse => {
                 let mut stream = stream;
-                let _ = stream.close(None).await;
+                let _ = stream.close().await;
             }
         }
     });
@@ -186,7 +189,7 @@ async fn probe<H: EngineHandler>(
         session.probing.store(false, Ordering::Release);
         session.upgrading.store(false, Ordering::Release);
         tracing::debug!(%sid, timed_out = outcome.is_err(), "upgrade abandoned");
-        let _ = timeout(CLOSE_GRACE, stream.close(None)).await;
+        let _ = timeout(CLOSE_GRACE, stream.close()).await;
     }
 }
 
@@ -374,7 +377,7 @@ pub(crate) async fn run<H: EngineHandler>(
     // client's, flushed before the connection is dropped. A courtesy a peer that does not
     // read cannot have, hence the bound.
     let _ = tokio::time::timeout(CLOSE_GRACE, async {
-        let _ = stream.close(None).await;
+        let _ = stream.close().await;
         // Drive the connection until the peer's Close (or its end) is read, so ours is on
         // the wire before the TCP connection goes.
         while let Some(Ok(_)) = stream.next().await {}

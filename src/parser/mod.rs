@@ -146,7 +146,9 @@ pub struct Decoder {
     parser: Parser,
     protocol: SocketIoProtocol,
     limits: DecodeLimits,
-    partial: Option<Partial>,
+    /// Boxed: a decoder lives as long as its session, a partial packet only while its
+    /// attachments arrive.
+    partial: Option<Box<Partial>>,
 }
 
 #[derive(Debug)]
@@ -182,11 +184,11 @@ impl Decoder {
         if expected == 0 {
             return Ok(Some(packet));
         }
-        self.partial = Some(Partial {
+        self.partial = Some(Box::new(Partial {
             packet,
             expected,
             bytes: 0,
-        });
+        }));
         Ok(None)
     }
 
