@@ -43,8 +43,11 @@ impl Client {
         self.lock().iter().find(|s| s.ns() == ns).cloned()
     }
 
-    /// Adds a socket; returns the one it replaces on the same namespace.
+    /// Adds a socket; returns the one it replaces on the same namespace. The first one ends
+    /// the connect timeout: its timer task and timer would otherwise stay for the rest of
+    /// `connect_timeout` on every connection.
     pub(crate) fn add_socket(&self, socket: Arc<Socket>) -> Option<Arc<Socket>> {
+        self.stop_connect_timer();
         let mut g = self.lock();
         let old = g
             .iter()
@@ -52,6 +55,17 @@ impl Client {
             .map(|i| g.swap_remove(i));
         g.push(socket);
         old
+    }
+
+    fn stop_connect_timer(&self) {
+        let timer = self
+            .connect_timer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(timer) = timer {
+            timer.abort();
+        }
     }
 
     pub(crate) fn remove_socket(&self, socket: &Socket) {
@@ -270,9 +284,6 @@ impl EngineHandler for SocketIoHandler {
         if let Some(i) = self.io.shared.instrument.get() {
             i.connection_opened(session.transport() == TransportKind::Polling);
         }
-        if session.protocol() == EngineProtocol::V3 {
-            self.connect_main(session);
-        }
         let weak = Arc::downgrade(session);
         let timeout = self.io.shared.config.connect_timeout;
         let timer = tokio::spawn(async move {
@@ -289,6 +300,10 @@ impl EngineHandler for SocketIoHandler {
             .connect_timer
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Some(timer.abort_handle());
+        // After the timer, so that joining `/` at once stops it.
+        if session.protocol() == EngineProtocol::V3 {
+            self.connect_main(session);
+        }
     }
 
     fn on_message(&self, session: &Arc<Session<Client>>, msg: Message) -> Option<Gate> {
@@ -333,15 +348,7 @@ impl EngineHandler for SocketIoHandler {
         if let Some(i) = self.io.shared.instrument.get() {
             i.connection_closed(reason, session.transport() == TransportKind::Polling);
         }
-        if let Some(timer) = session
-            .data
-            .connect_timer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
-            timer.abort();
-        }
+        session.data.stop_connect_timer();
         let reason = if self.io.shared.shutting_down.load(Ordering::Acquire) {
             DisconnectReason::ServerShuttingDown
         } else {
