@@ -10,13 +10,24 @@
 //! included; `bcast-room (room, payload)` broadcasts the payload to that room.
 //!
 //! `cargo run --release --example bench_value -- 127.0.0.1:3100`
+//! (`BENCH_RUNTIME=current_thread` for a current-thread runtime)
 
 use axum::serve::ListenerExt;
 use serde_json::Value;
 use tower_socketio::{AckSender, Bin, Binary, Data, SocketIo, SocketRef};
 
-#[tokio::main]
-async fn main() -> std::io::Result<()> {
+fn main() -> std::io::Result<()> {
+    // The runtime `#[tokio::main]` builds; with `BENCH_RUNTIME=current_thread`, the one
+    // `#[tokio::main(flavor = "current_thread")]` builds (the row `ours-ct` of
+    // scripts/bench.sh).
+    let mut runtime = match std::env::var("BENCH_RUNTIME").as_deref() {
+        Ok("current_thread") => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    runtime.enable_all().build()?.block_on(serve())
+}
+
+async fn serve() -> std::io::Result<()> {
     let addr: std::net::SocketAddr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:3100".into())

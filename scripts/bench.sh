@@ -7,7 +7,8 @@
 #   scripts/bench.sh --rounds 5 --scenarios "echo fanout" --servers "ours node raw"
 #   scripts/bench.sh --scenarios cluster --servers "ours node" --cluster-adapters "pubsub streams"
 #
-# Servers: ours (examples/bench_value.rs, README style with Data<serde_json::Value>), typed
+# Servers: ours (examples/bench_value.rs, README style with Data<serde_json::Value>), ours-ct
+# (the same on a current-thread runtime; not in the default set), typed
 # (examples/bench_typed.rs, a serde-derived struct), tuned (examples/bench_server.rs, the
 # hand-tuned server), socketioxide (bench/socketioxide, its documented style), node
 # (bench/node_server.js), raw (examples/raw_ws_server.rs). Scenarios: echo fanout fanout-bin
@@ -54,7 +55,7 @@ while [ $# -gt 0 ]; do
     --duration) DURATION="$2"; shift ;;
     --scenarios) SCENARIOS="$2"; shift ;;
     --servers) SERVERS="$2"; shift ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -124,6 +125,7 @@ start_server() {
   else
     case "$name" in
       ours) taskset -c 0 "$BIN/bench_value" "127.0.0.1:$port" > "$log" 2>&1 & ;;
+      ours-ct) BENCH_RUNTIME=current_thread taskset -c 0 "$BIN/bench_value" "127.0.0.1:$port" > "$log" 2>&1 & ;;
       typed) taskset -c 0 "$BIN/bench_typed" "127.0.0.1:$port" > "$log" 2>&1 & ;;
       tuned) taskset -c 0 "$BIN/bench_server" "127.0.0.1:$port" > "$log" 2>&1 & ;;
       socketioxide) taskset -c 0 "$SIOX" "127.0.0.1:$port" > "$log" 2>&1 & ;;
@@ -253,7 +255,7 @@ metrics = {
     "idle": ["connected", "connect_secs", "conns_per_s", "p99_us", "server_cpu_us_per_conn", "rss_kib_per_conn", "broadcast_all_ms"],
     "churn": ["join_leave_per_s", "broadcasts_per_s", "deliveries_per_s", "p50_us", "p99_us", "move_p99_us", "server_cpu_us_per_op", "server_cpu_pct", "loadgen_cpu_pct"],
 }
-order = ["ours", "typed", "tuned", "socketioxide", "node", "raw",
+order = ["ours", "ours-ct", "typed", "tuned", "socketioxide", "node", "raw",
          "ours-pubsub", "node-pubsub", "ours-streams", "node-streams"]
 
 def fmt(v):
