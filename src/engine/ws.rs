@@ -112,7 +112,7 @@ where
             Accepted::Upgrade(session, b64) => probe(&engine, session, stream, b64).await,
             Accepted::Refuse => {
                 let mut stream = stream;
-                let _ = stream.close().await;
+                let _ = WebSocketStream::close(&mut stream, None).await;
             }
         }
     });
@@ -189,7 +189,7 @@ async fn probe<H: EngineHandler>(
         session.probing.store(false, Ordering::Release);
         session.upgrading.store(false, Ordering::Release);
         tracing::debug!(%sid, timed_out = outcome.is_err(), "upgrade abandoned");
-        let _ = timeout(CLOSE_GRACE, stream.close()).await;
+        let _ = timeout(CLOSE_GRACE, WebSocketStream::close(&mut stream, None)).await;
     }
 }
 
@@ -377,7 +377,7 @@ pub(crate) async fn run<H: EngineHandler>(
     // client's, flushed before the connection is dropped. A courtesy a peer that does not
     // read cannot have, hence the bound.
     let _ = tokio::time::timeout(CLOSE_GRACE, async {
-        let _ = stream.close().await;
+        let _ = WebSocketStream::close(&mut stream, None).await;
         // Drive the connection until the peer's Close (or its end) is read, so ours is on
         // the wire before the TCP connection goes.
         while let Some(Ok(_)) = stream.next().await {}
