@@ -393,6 +393,21 @@ diff_case!(upgrade_get_pending, E, |mut w: Wire| async move {
     w.ws_recv("a").await;
 });
 
+diff_case!(upgrade_get_waiting_at_switch, E, |mut w: Wire| async move {
+    // A GET waits while the client sends `2probe` and `5` back to back, without waiting for
+    // `3probe` (as the official Socket.IO suite does).
+    w.handshake(4, "").await.ok();
+    w.spawn_get("g1", "EIO=4&transport=polling&sid={sid}");
+    w.settle().await;
+    w.ws_open("a", "EIO=4&transport=websocket&sid={sid}").await;
+    w.ws_send("a", "2probe").await;
+    w.ws_send("a", "5").await;
+    w.join("g1").await.ok();
+    w.ws_recv("a").await;
+    w.ws_send("a", "4hello").await;
+    w.ws_recv("a").await;
+});
+
 diff_case!(upgrade_no_noop_on_websocket, E, |mut w: Wire| async move {
     w.handshake(4, "").await.ok();
     w.ws_open("a", "EIO=4&transport=websocket&sid={sid}").await;

@@ -892,6 +892,34 @@ async fn get_after_upgrade_is_bad_request() {
 }
 
 #[tokio::test]
+async fn get_waiting_when_the_upgrade_completes_is_refused_at_once() {
+    // A client that sends `2probe` and `5` without waiting for `3probe` (the official
+    // Socket.IO suite's upgrade test does) while a GET waits. Found by that suite: the probe
+    // woke the GET, the switch came before it ran, and the GET then waited on, took the
+    // first ping meant for the WebSocket, and the session died of a ping timeout.
+    let mut h = start(fast_heartbeat().build()).await;
+    let (sid, _) = h.open_polling().await;
+    let get = h.poll_later(&sid);
+    h.server.parked(1, "the GET waits in the server").await;
+    let mut ws = h.ws(&websocket(&sid)).await;
+    // In one write, so the server reads both at once (this test's runtime has one thread:
+    // the switch then happens before the woken GET runs).
+    step("feed 2probe", ws.feed(Ws::text("2probe")))
+        .await
+        .unwrap();
+    step("feed 5", ws.feed(Ws::text("5"))).await.unwrap();
+    step("flush", ws.flush()).await.unwrap();
+    let (status, body) = step("GET answered", get).await.unwrap();
+    assert_error(status, &body, 400, 3, "Bad request");
+    assert_eq!(ws_text(&mut ws).await, "3probe");
+    assert_eq!(ws_text(&mut ws).await, "2", "the first ping comes over the WebSocket");
+    ws_send(&mut ws, "3").await;
+    ws_send(&mut ws, "4still").await;
+    assert_eq!(ws_text(&mut ws).await, "4still");
+    h.assert_no_close();
+}
+
+#[tokio::test]
 async fn second_websocket_on_upgraded_session_is_refused() {
     let mut h = start(quiet().build()).await;
     let (mut ws, sid) = h.open_upgraded().await;

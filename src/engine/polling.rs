@@ -77,6 +77,12 @@ pub(crate) async fn get<D>(
     let closed_before = session.is_closed();
     let frames = loop {
         let ready = session.outbox_ready.notified();
+        // An upgrade can complete while this poll waits (a client that sends `5` without
+        // waiting for `3probe`): from then on the queue is the WebSocket's, not this poll's.
+        if session.transport() != super::TransportKind::Polling {
+            guard.done = true;
+            return EngineError::BadRequest.into_response();
+        }
         let frames = session.drain_polling(config.max_payload);
         let closed = session.is_closed();
         if !frames.is_empty() || closed {

@@ -69,6 +69,10 @@ pub const DELIBERATE: &[(&str, &str)] = &[
         "a POST still being read when its session closes is answered (200 once read); the \
          reference destroys its connection without an answer, which a tower service cannot do",
     ),
+    (
+        "upgrade_get_waiting_at_switch",
+        "a GET still waiting when the upgrade completes is answered 400 (Bad request), as a GET          that comes after the switch; the reference answers it 200 with the close packet `1`.          Which of the two a GET sent right after `5` meets is a race in both servers, and the          official Socket.IO suite expects 400 for it",
+    ),
 ];
 
 /// What both servers are configured with.
