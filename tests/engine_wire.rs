@@ -912,7 +912,11 @@ async fn get_waiting_when_the_upgrade_completes_is_refused_at_once() {
     let (status, body) = step("GET answered", get).await.unwrap();
     assert_error(status, &body, 400, 3, "Bad request");
     assert_eq!(ws_text(&mut ws).await, "3probe");
-    assert_eq!(ws_text(&mut ws).await, "2", "the first ping comes over the WebSocket");
+    assert_eq!(
+        ws_text(&mut ws).await,
+        "2",
+        "the first ping comes over the WebSocket"
+    );
     ws_send(&mut ws, "3").await;
     ws_send(&mut ws, "4still").await;
     assert_eq!(ws_text(&mut ws).await, "4still");
