@@ -449,12 +449,22 @@ pub fn rss_kib() -> Option<u64> {
 }
 
 /// Polls `cond` every 20 ms until it holds, failing after `limit` with `what`.
-pub async fn eventually(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+pub async fn eventually(limit: Duration, what: &str, cond: impl FnMut() -> bool) {
+    eventually_or(limit, cond, || format!("waiting until {what}")).await;
+}
+
+/// As [`eventually`], with the failure message built when it fails (to show the state then).
+pub async fn eventually_or(
+    limit: Duration,
+    mut cond: impl FnMut() -> bool,
+    describe: impl Fn() -> String,
+) {
     let deadline = tokio::time::Instant::now() + limit;
     while !cond() {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "timed out after {limit:?} waiting until {what}"
+            "timed out after {limit:?}: {}",
+            describe()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
