@@ -60,7 +60,9 @@ struct Opts {
     redis_pid: Option<u32>,
     /// echo-count: the number of echoes.
     count: usize,
-    /// idle: the loopback source addresses to connect from (0: one per 25 000 clients).
+    /// idle: the loopback source addresses to connect from (0: one per 5 000 clients: with
+    /// fewer, finding a free port for each bind slows connecting down, and the previous
+    /// runs' TIME_WAIT sockets can use them up).
     sources: usize,
     clients: usize,
     inflight: usize,
@@ -151,7 +153,7 @@ fn parse_opts() -> Opts {
         o.addrs.push(o.addr);
     }
     if o.sources == 0 {
-        o.sources = o.clients.div_ceil(25_000);
+        o.sources = o.clients.div_ceil(5_000);
     }
     o
 }
@@ -601,10 +603,11 @@ fn ws_path(proto: Proto) -> &'static str {
 }
 
 /// Opens `n` connections, `concurrency` at a time, each set up by `setup`.
-async fn open_all<F, Fut>(n: usize, concurrency: usize, setup: F) -> Vec<io::Result<Conn>>
+async fn open_all<F, Fut, T>(n: usize, concurrency: usize, setup: F) -> Vec<io::Result<T>>
 where
     F: Fn(usize) -> Fut + 'static,
-    Fut: std::future::Future<Output = io::Result<Conn>> + 'static,
+    Fut: std::future::Future<Output = io::Result<T>> + 'static,
+    T: 'static,
 {
     let sem = Rc::new(Semaphore::new(concurrency));
     let setup = Rc::new(setup);
@@ -624,9 +627,9 @@ where
     out
 }
 
-fn connected(conns: Vec<io::Result<Conn>>) -> Vec<Conn> {
+fn connected<T>(conns: Vec<io::Result<T>>) -> Vec<T> {
     let total = conns.len();
-    let ok: Vec<Conn> = conns
+    let ok: Vec<T> = conns
         .into_iter()
         .filter_map(|c| {
             c.map_err(|e| eprintln!("loadgen: connect failed: {e}"))
@@ -1102,11 +1105,28 @@ async fn idle(opts: Opts) {
     let hist = Rc::new(RefCell::new(
         Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap(),
     ));
+    // Each connection, once joined, reads on at once (answering pings: opening them all can
+    // take longer than a server's ping interval plus timeout) and counts the broadcast.
+    let got = Rc::new(Cell::new(0usize));
+    let last_ns = Rc::new(Cell::new(0u64));
+    let target = Rc::new(Cell::new(usize::MAX));
+    let all = Rc::new(Notify::new());
+    let start = Instant::now();
+    let tasks = Rc::new(RefCell::new(Vec::with_capacity(opts.clients)));
     let h2 = hist.clone();
+    let (g2, l2, t2, a2, tasks2) = (
+        got.clone(),
+        last_ns.clone(),
+        target.clone(),
+        all.clone(),
+        tasks.clone(),
+    );
     let a = sample(&opts);
     let conns = connected(
         open_all(opts.clients, opts.concurrency, move |i| {
             let hist = h2.clone();
+            let (got, last_ns, target, all, tasks) =
+                (g2.clone(), l2.clone(), t2.clone(), a2.clone(), tasks2.clone());
             async move {
                 let t = Instant::now();
                 let src = std::net::Ipv4Addr::new(127, 0, 0, 1 + (i % sources) as u8);
@@ -1127,57 +1147,60 @@ async fn idle(opts: Opts) {
                     }
                 }
                 let _ = hist.borrow_mut().record(t.elapsed().as_nanos() as u64);
-                Ok(c)
+                tasks.borrow_mut().push(tokio::task::spawn_local(async move {
+                    let r: io::Result<()> = async {
+                        loop {
+                            let (_, a, b) = c.next_message(sio).await?;
+                            if ts_in_json(&c.rbuf[a..b]).is_some() {
+                                last_ns.set(start.elapsed().as_nanos() as u64);
+                                got.set(got.get() + 1);
+                                if got.get() == target.get() {
+                                    all.notify_one();
+                                }
+                            }
+                        }
+                    }
+                    .await;
+                    if let Err(e) = r {
+                        eprintln!("loadgen: idle connection {i}: {e}");
+                    }
+                }));
+                Ok(())
             }
         })
         .await,
     );
     let b = sample(&opts);
     let n = conns.len();
-    // Every connection waits for the broadcast (answering pings); the first sends it.
-    let got = Rc::new(Cell::new(0usize));
-    let last_ns = Rc::new(Cell::new(0u64));
-    let all = Rc::new(Notify::new());
-    let go = Rc::new(Notify::new());
-    let start = Instant::now();
-    let mut tasks = Vec::with_capacity(n);
-    for (i, mut c) in conns.into_iter().enumerate() {
-        let (got, last_ns, all, go) = (got.clone(), last_ns.clone(), all.clone(), go.clone());
-        tasks.push(tokio::task::spawn_local(async move {
-            let r: io::Result<()> = async {
-                if i == 0 {
-                    go.notified().await;
-                    let mut tpl = if sio {
-                        Template::json("42[\"bcast\",", "]")
-                    } else {
-                        Template::json("B", "")
-                    };
-                    let m = tpl.stamp(start.elapsed().as_nanos() as u64);
-                    push_frame(&mut c.out, OP_TEXT, m);
-                    c.flush().await?;
-                }
-                loop {
-                    let (_, a, b) = c.next_message(sio).await?;
-                    if ts_in_json(&c.rbuf[a..b]).is_some() {
-                        last_ns.set(start.elapsed().as_nanos() as u64);
-                        got.set(got.get() + 1);
-                        if got.get() == n {
-                            all.notify_one();
-                        }
-                    }
-                }
-            }
-            .await;
-            if let Err(e) = r {
-                eprintln!("loadgen: idle connection {i}: {e}");
-            }
-        }));
-    }
+    target.set(n);
     // Let the server settle, then take its RSS.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_after = server_rss_kib(&opts);
+    // The broadcast comes from one more connection, in no room (the raw server sends `B`
+    // frames to every connection, this one included; it does not read).
+    let mut sender = match Conn::tcp(addr).await {
+        Ok(c) => c,
+        Err(e) => panic!("loadgen: the sender could not connect: {e}"),
+    };
+    if let Err(e) = sender.ws_handshake(addr, ws_path(proto)).await {
+        panic!("loadgen: the sender's handshake failed: {e}");
+    }
+    if sio {
+        if let Err(e) = sender.sio_connect(true).await {
+            panic!("loadgen: the sender's CONNECT failed: {e}");
+        }
+    }
+    let mut tpl = if sio {
+        Template::json("42[\"bcast\",", "]")
+    } else {
+        Template::json("B", "")
+    };
     let sent_ns = start.elapsed().as_nanos() as u64;
-    go.notify_one();
+    let m = tpl.stamp(sent_ns);
+    push_frame(&mut sender.out, OP_TEXT, m);
+    if let Err(e) = sender.flush().await {
+        panic!("loadgen: the broadcast could not be sent: {e}");
+    }
     let reached = tokio::time::timeout(Duration::from_secs(60), all.notified())
         .await
         .is_ok();
@@ -1216,7 +1239,7 @@ async fn idle(opts: Opts) {
         ],
         &[],
     );
-    for t in tasks {
+    for t in tasks.borrow_mut().drain(..) {
         t.abort();
     }
 }
