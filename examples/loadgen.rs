@@ -1096,6 +1096,36 @@ async fn echo_count(opts: Opts) {
 // ---------------------------------------------------------------------------------------
 // Scenario: idle (many idle connections in one room, then one broadcast to all of them)
 
+/// What the idle connections share: how many got the broadcast, when the last did, how many
+/// there are, and a signal for when all did.
+#[derive(Default)]
+struct IdleCount {
+    got: Cell<usize>,
+    last_ns: Cell<u64>,
+    target: Cell<usize>,
+    all: Notify,
+}
+
+/// Reads one idle connection (answering pings) until it fails, counting the broadcast.
+async fn read_idle(mut c: Conn, sio: bool, i: usize, start: Instant, count: Rc<IdleCount>) {
+    let r: io::Result<()> = async {
+        loop {
+            let (_, a, b) = c.next_message(sio).await?;
+            if ts_in_json(&c.rbuf[a..b]).is_some() {
+                count.last_ns.set(start.elapsed().as_nanos() as u64);
+                count.got.set(count.got.get() + 1);
+                if count.got.get() == count.target.get() {
+                    count.all.notify_one();
+                }
+            }
+        }
+    }
+    .await;
+    if let Err(e) = r {
+        eprintln!("loadgen: idle connection {i}: {e}");
+    }
+}
+
 async fn idle(opts: Opts) {
     let proto = opts.proto;
     let sio = proto == Proto::Sio;
@@ -1107,26 +1137,17 @@ async fn idle(opts: Opts) {
     ));
     // Each connection, once joined, reads on at once (answering pings: opening them all can
     // take longer than a server's ping interval plus timeout) and counts the broadcast.
-    let got = Rc::new(Cell::new(0usize));
-    let last_ns = Rc::new(Cell::new(0u64));
-    let target = Rc::new(Cell::new(usize::MAX));
-    let all = Rc::new(Notify::new());
+    let count = Rc::new(IdleCount {
+        target: Cell::new(usize::MAX),
+        ..IdleCount::default()
+    });
     let start = Instant::now();
     let tasks = Rc::new(RefCell::new(Vec::with_capacity(opts.clients)));
-    let h2 = hist.clone();
-    let (g2, l2, t2, a2, tasks2) = (
-        got.clone(),
-        last_ns.clone(),
-        target.clone(),
-        all.clone(),
-        tasks.clone(),
-    );
+    let (h2, c2, tasks2) = (hist.clone(), count.clone(), tasks.clone());
     let a = sample(&opts);
     let conns = connected(
         open_all(opts.clients, opts.concurrency, move |i| {
-            let hist = h2.clone();
-            let (got, last_ns, target, all, tasks) =
-                (g2.clone(), l2.clone(), t2.clone(), a2.clone(), tasks2.clone());
+            let (hist, count, tasks) = (h2.clone(), c2.clone(), tasks2.clone());
             async move {
                 let t = Instant::now();
                 let src = std::net::Ipv4Addr::new(127, 0, 0, 1 + (i % sources) as u8);
@@ -1147,24 +1168,8 @@ async fn idle(opts: Opts) {
                     }
                 }
                 let _ = hist.borrow_mut().record(t.elapsed().as_nanos() as u64);
-                tasks.borrow_mut().push(tokio::task::spawn_local(async move {
-                    let r: io::Result<()> = async {
-                        loop {
-                            let (_, a, b) = c.next_message(sio).await?;
-                            if ts_in_json(&c.rbuf[a..b]).is_some() {
-                                last_ns.set(start.elapsed().as_nanos() as u64);
-                                got.set(got.get() + 1);
-                                if got.get() == target.get() {
-                                    all.notify_one();
-                                }
-                            }
-                        }
-                    }
-                    .await;
-                    if let Err(e) = r {
-                        eprintln!("loadgen: idle connection {i}: {e}");
-                    }
-                }));
+                let reader = read_idle(c, sio, i, start, count);
+                tasks.borrow_mut().push(tokio::task::spawn_local(reader));
                 Ok(())
             }
         })
@@ -1172,7 +1177,7 @@ async fn idle(opts: Opts) {
     );
     let b = sample(&opts);
     let n = conns.len();
-    target.set(n);
+    count.target.set(n);
     // Let the server settle, then take its RSS.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_after = server_rss_kib(&opts);
@@ -1201,13 +1206,13 @@ async fn idle(opts: Opts) {
     if let Err(e) = sender.flush().await {
         panic!("loadgen: the broadcast could not be sent: {e}");
     }
-    let reached = tokio::time::timeout(Duration::from_secs(60), all.notified())
+    let reached = tokio::time::timeout(Duration::from_secs(60), count.all.notified())
         .await
         .is_ok();
     if !reached {
         eprintln!(
             "loadgen: the broadcast reached {} of {n} connections in 60 s",
-            got.get()
+            count.got.get()
         );
     }
     let h = hist.borrow();
@@ -1226,11 +1231,11 @@ async fn idle(opts: Opts) {
             ("rss_before_kib", rss_before),
             ("rss_after_kib", rss_after),
             ("rss_kib_per_conn", (rss_after - rss_before) / nf),
-            ("broadcast_reached", got.get() as f64),
+            ("broadcast_reached", count.got.get() as f64),
             (
                 "broadcast_all_ms",
                 if reached {
-                    (last_ns.get() - sent_ns) as f64 / 1e6
+                    (count.last_ns.get() - sent_ns) as f64 / 1e6
                 } else {
                     f64::NAN
                 },
