@@ -91,6 +91,11 @@ impl TestServer {
         })
         .await;
     }
+
+    /// The count behind [`parked`](Self::parked), for a harness that polls it itself.
+    pub fn parked_counter(&self) -> Arc<AtomicUsize> {
+        self.parked.clone()
+    }
 }
 
 /// Counts the requests whose future returned `Pending` and has not finished yet.

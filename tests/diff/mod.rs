@@ -153,7 +153,42 @@ impl Config {
 pub struct Target {
     pub addr: std::net::SocketAddr,
     pub path: &'static str,
+    waiting: Waiting,
     _guard: Box<dyn std::any::Any + Send>,
+}
+
+/// How many requests a server holds unanswered (a long-poll GET waiting, a POST whose body is
+/// still coming): what [`Wire::settle`] waits on.
+#[derive(Clone)]
+enum Waiting {
+    /// Ours: the test server's count of parked requests.
+    Counter(Arc<std::sync::atomic::AtomicUsize>),
+    /// The reference: its count, served on a port of its own (`diff/server.mjs`).
+    Probe(std::net::SocketAddr),
+}
+
+impl Waiting {
+    async fn count(&self) -> usize {
+        match self {
+            Self::Counter(c) => c.load(std::sync::atomic::Ordering::Acquire),
+            Self::Probe(addr) => {
+                let Ok(mut tcp) = TcpStream::connect(addr).await else {
+                    return 0;
+                };
+                let req = "GET / HTTP/1.1\r\nhost: probe\r\nconnection: close\r\n\r\n";
+                let mut out = String::new();
+                if tcp.write_all(req.as_bytes()).await.is_err()
+                    || tcp.read_to_string(&mut out).await.is_err()
+                {
+                    return 0;
+                }
+                out.split("\r\n\r\n")
+                    .nth(1)
+                    .and_then(|b| b.trim().parse().ok())
+                    .unwrap_or(0)
+            }
+        }
+    }
 }
 
 /// Starts the reference server; `None` (with the skip notice) when Node is missing.
@@ -182,9 +217,11 @@ pub async fn start_node(test: &str, config: &Config) -> Option<Target> {
     .expect("node server printed its port");
     let v: serde_json::Value = serde_json::from_str(&line).expect("port line");
     let port = v["port"].as_u64().expect("port") as u16;
+    let probe = v["probe"].as_u64().expect("probe port") as u16;
     Some(Target {
         addr: ([127, 0, 0, 1], port).into(),
         path: config.path(),
+        waiting: Waiting::Probe(([127, 0, 0, 1], probe).into()),
         _guard: Box::new((child, lines)),
     })
 }
@@ -195,6 +232,7 @@ pub async fn start_ours(config: &Config) -> Target {
     Target {
         addr: server.addr,
         path: config.path(),
+        waiting: Waiting::Counter(server.parked_counter()),
         _guard: Box::new(server),
     }
 }
@@ -323,6 +361,7 @@ type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// `{sid}` in a query is replaced by the Engine.IO sid of the last handshake.
 pub struct Wire {
     target_addr: std::net::SocketAddr,
+    waiting: Waiting,
     path: &'static str,
     transcript: Arc<Mutex<Vec<String>>>,
     /// The sid of the last handshake.
@@ -338,6 +377,7 @@ impl Wire {
     fn new(target: &Target, transcript: Arc<Mutex<Vec<String>>>) -> Self {
         Self {
             target_addr: target.addr,
+            waiting: target.waiting.clone(),
             path: target.path,
             transcript,
             sid: String::new(),
@@ -667,13 +707,19 @@ impl Wire {
         panic!("websocket {name} did not end");
     }
 
-    /// Lets requests sent on other connections reach the server before the next step.
-    ///
-    /// The protocol gives a client no way to observe that its long-poll GET has arrived and
-    /// is waiting; the cases that need one waiting (close, upgrade with a GET pending) give
-    /// it this long. It only orders two requests; nothing is assumed to have *finished*.
+    /// Waits until every background request still running (a long-poll GET, a partly sent
+    /// POST) has reached the server and waits there, so that the next step comes after it.
+    /// The protocol gives a client no way to see that; each server counts its unanswered
+    /// requests for the harness.
     pub async fn settle(&self) {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        let running = self.pending.values().filter(|t| !t.is_finished()).count();
+        let want = running + self.partial.len();
+        common::wait_until(
+            common::STEP,
+            "the background requests wait in the server",
+            || async { self.waiting.count().await >= want },
+        )
+        .await;
     }
 
     /// Waits `ms` of protocol time (a heartbeat interval, an upgrade timeout) that the case

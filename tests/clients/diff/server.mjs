@@ -89,8 +89,22 @@ if (cfg.layer === "engine") {
   io.of("/forbidden").on("connection", () => {});
 }
 
+// Requests received and not yet answered (a long-poll GET waiting, a POST whose body is
+// still coming), counted after the server's own listeners are in place so that every
+// request is seen; the harness asks for the count on a port of its own, so that asking is
+// not itself a request here.
+let waiting = 0;
+server.on("request", (req, res) => {
+  waiting++;
+  res.on("close", () => waiting--);
+});
+const probe = http.createServer((req, res) => res.end(String(waiting)));
+
 server.listen(cfg.port ?? 0, "127.0.0.1", () => {
-  process.stdout.write(JSON.stringify({ port: server.address().port }) + "\n");
+  probe.listen(0, "127.0.0.1", () => {
+    const ports = { port: server.address().port, probe: probe.address().port };
+    process.stdout.write(JSON.stringify(ports) + "\n");
+  });
 });
 process.stdin.on("end", () => process.exit(0));
 process.stdin.resume();
