@@ -7,7 +7,10 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::SystemTime;
+
+use futures_util::task::AtomicWaker;
 
 use http::request::Parts;
 use tokio::sync::Notify;
@@ -112,6 +115,45 @@ struct Outbox {
     apart: usize,
 }
 
+/// Wakes the WebSocket task of a session: frames were queued, or the session closed.
+///
+/// One waker registered per turn of the task's loop and a flag, where a [`Notify`] would
+/// take its lock twice per turn (register, deregister) and once per queued frame: this is
+/// on the path of every message and of every broadcast delivery.
+#[derive(Default)]
+pub(crate) struct Doorbell {
+    waker: AtomicWaker,
+    rung: AtomicBool,
+}
+
+impl Doorbell {
+    pub(crate) fn ring(&self) {
+        self.rung.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    /// Forgets the registered waker: what the task queues for itself while it runs (replies
+    /// to the messages it reads) must not schedule it once more; it looks at the flag on its
+    /// next turn anyway.
+    pub(crate) fn disarm(&self) {
+        drop(self.waker.take());
+    }
+
+    /// Ready once since the last time it was ready, if [`ring`](Self::ring) was called.
+    pub(crate) fn poll_rung(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.rung.swap(false, Ordering::AcqRel) {
+            return Poll::Ready(());
+        }
+        self.waker.register(cx.waker());
+        // A ring between the swap and the registration would have found no waker.
+        if self.rung.swap(false, Ordering::AcqRel) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
 /// An Engine.IO session, with the handler's per-session data `D`.
 pub struct Session<D> {
     id: Sid,
@@ -148,8 +190,10 @@ pub struct Session<D> {
     close_reason: AtomicU8,
     outbox: Mutex<Outbox>,
     max_buffered: usize,
-    /// Wakes whoever drains the queue: the pending GET, or the WebSocket task.
+    /// Wakes the pending GET when frames are queued.
     pub(crate) outbox_ready: Notify,
+    /// Wakes the WebSocket task when frames are queued or the session closes.
+    pub(crate) doorbell: Doorbell,
     /// Wakes the session task: pong, close, upgrade hand-over.
     pub(crate) signal: Notify,
     /// The WebSocket an upgrade hands to the session task.
@@ -201,6 +245,7 @@ impl<D> Session<D> {
             outbox: Mutex::new(Outbox::default()),
             max_buffered,
             outbox_ready: Notify::new(),
+            doorbell: Doorbell::default(),
             signal: Notify::new(),
             handoff: Mutex::new(None),
         }
@@ -285,14 +330,23 @@ impl<D> Session<D> {
             }
             q.frames.extend(frames);
         }
-        self.outbox_ready.notify_one();
+        self.wake_writer();
         Ok(())
     }
 
     /// Queues a frame whatever the bound: control packets must never be lost.
     pub(crate) fn send_control(&self, frame: Frame) {
         self.lock_outbox().frames.push_back(frame);
-        self.outbox_ready.notify_one();
+        self.wake_writer();
+    }
+
+    /// Wakes whoever writes the queue: the WebSocket task, or a pending GET. Once on
+    /// WebSocket no GET is served again (one waiting at the switch was released then).
+    fn wake_writer(&self) {
+        self.doorbell.ring();
+        if self.transport() == TransportKind::Polling {
+            self.outbox_ready.notify_one();
+        }
     }
 
     /// Over WebSocket, the frames queued so far leave in a write of their own, and what is
@@ -367,6 +421,7 @@ impl<D> Session<D> {
             self.signal.notify_one();
             self.outbox_ready.notify_waiters();
             self.outbox_ready.notify_one();
+            self.doorbell.ring();
         }
     }
 

@@ -298,8 +298,7 @@ pub(crate) async fn run<H: EngineHandler>(
             }
             break reason;
         }
-        let ready = session.outbox_ready.notified();
-        let signal = session.signal.notified();
+        let ready = std::future::poll_fn(|cx| session.doorbell.poll_rung(cx));
         tokio::select! {
 
             () = async { if let Some(g) = gate.as_mut() { g.await } }, if gate.is_some() => {
@@ -318,7 +317,7 @@ pub(crate) async fn run<H: EngineHandler>(
                         Ok(true) => {
                             // The rest goes on a later tick, as the reference's would: the
                             // peer gets a chance to read the first write on its own.
-                            session.outbox_ready.notify_one();
+                            session.doorbell.ring();
                             tokio::task::yield_now().await;
                             None
                         }
@@ -336,13 +335,13 @@ pub(crate) async fn run<H: EngineHandler>(
                     break reason;
                 }
             }
-            () = signal => {}
             () = timer.as_mut() => {
                 if let Err(reason) = hb.on_timer(session) {
                     break reason;
                 }
             }
             msg = stream.next() => {
+                session.doorbell.disarm();
                 // Take every message already received before writing anything: replies
                 // to a burst then leave in one write instead of one write each.
                 let mut next = Some(msg);
