@@ -23,9 +23,6 @@ pub struct Client {
     /// Protocol v4: the implicit connect to `/` when it did not finish at once; the client's
     /// first packets wait for it.
     pending_connect: Mutex<Option<tokio::task::JoinHandle<()>>>,
-    /// The connect-timeout timer, cancelled when the session closes so a closed session's
-    /// memory is not held until it fires.
-    connect_timer: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -43,11 +40,8 @@ impl Client {
         self.lock().iter().find(|s| s.ns() == ns).cloned()
     }
 
-    /// Adds a socket; returns the one it replaces on the same namespace. The first one ends
-    /// the connect timeout: its timer task and timer would otherwise stay for the rest of
-    /// `connect_timeout` on every connection.
+    /// Adds a socket; returns the one it replaces on the same namespace.
     pub(crate) fn add_socket(&self, socket: Arc<Socket>) -> Option<Arc<Socket>> {
-        self.stop_connect_timer();
         let mut g = self.lock();
         let old = g
             .iter()
@@ -57,27 +51,12 @@ impl Client {
         old
     }
 
-    fn stop_connect_timer(&self) {
-        let timer = self
-            .connect_timer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(timer) = timer {
-            timer.abort();
-        }
-    }
-
     pub(crate) fn remove_socket(&self, socket: &Socket) {
         self.lock().retain(|s| !std::ptr::eq(&**s, socket));
     }
 
     pub(crate) fn take_all(&self) -> Vec<Arc<Socket>> {
         std::mem::take(&mut *self.lock())
-    }
-
-    fn is_empty(&self) -> bool {
-        self.lock().is_empty()
     }
 }
 
@@ -284,23 +263,9 @@ impl EngineHandler for SocketIoHandler {
         if let Some(i) = self.io.shared.instrument.get() {
             i.connection_opened(session.transport() == TransportKind::Polling);
         }
-        let weak = Arc::downgrade(session);
-        let timeout = self.io.shared.config.connect_timeout;
-        let timer = tokio::spawn(async move {
-            tokio::time::sleep(timeout).await;
-            if let Some(s) = weak.upgrade() {
-                if !s.is_closed() && s.data.is_empty() {
-                    tracing::debug!(sid = %s.id(), "no namespace joined in time");
-                    s.close(CloseReason::ServerClose);
-                }
-            }
-        });
-        *session
-            .data
-            .connect_timer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(timer.abort_handle());
-        // After the timer, so that joining `/` at once stops it.
+        // A client that joins no namespace in time is closed, as the reference does.
+        session.close_unless_claimed(self.io.shared.config.connect_timeout);
+        // After the deadline is set, so that joining `/` at once cancels it.
         if session.protocol() == EngineProtocol::V3 {
             self.connect_main(session);
         }
@@ -348,7 +313,6 @@ impl EngineHandler for SocketIoHandler {
         if let Some(i) = self.io.shared.instrument.get() {
             i.connection_closed(reason, session.transport() == TransportKind::Polling);
         }
-        session.data.stop_connect_timer();
         let reason = if self.io.shared.shutting_down.load(Ordering::Acquire) {
             DisconnectReason::ServerShuttingDown
         } else {

@@ -270,6 +270,7 @@ impl Namespace {
             self.adapter.join(socket.id(), &r.session.rooms);
         }
         socket.set_connected();
+        session.claim();
         if let Some(old) = session.data.add_socket(socket.clone()) {
             old.close(crate::errors::DisconnectReason::ClientNamespaceDisconnect);
         }

@@ -456,7 +456,7 @@ async fn idle_polling<D>(
         hb.sync(session);
         tokio::select! {
             _ = signal => {}
-            _ = sleep_until(hb.deadline) => hb.on_timer(session)?,
+            _ = sleep_until(hb.due(session)) => hb.on_timer(session)?,
         }
     }
 }
@@ -522,8 +522,28 @@ impl Heartbeat {
         }
     }
 
-    /// The deadline passed: ping, or give up if the last ping went unanswered.
+    /// When the session's timer must fire next: the heartbeat's deadline, or the session's
+    /// claim deadline ([`Session::close_unless_claimed`]) when that comes first.
+    pub(crate) fn due<D>(&self, session: &Session<D>) -> Instant {
+        session
+            .claim_due()
+            .map_or(self.deadline, |claim| claim.min(self.deadline))
+    }
+
+    /// The timer fired: close an unclaimed session whose claim deadline passed; at the
+    /// heartbeat's deadline, ping, or give up if the last ping went unanswered.
     pub(crate) fn on_timer<D>(&mut self, session: &Session<D>) -> Result<(), CloseReason> {
+        let now = Instant::now();
+        if session.claim_due().is_some_and(|due| due <= now) {
+            tracing::debug!(sid = %session.id(), "session not claimed in time");
+            session.claim();
+            session.close(CloseReason::ServerClose);
+            return Ok(());
+        }
+        if now < self.deadline {
+            // A claim deadline that was cancelled after the timer was set.
+            return Ok(());
+        }
         if self.awaiting_pong || self.client_pings {
             return Err(CloseReason::PingTimeout);
         }

@@ -170,6 +170,9 @@ pub struct Session<D> {
     pong_due_ms: AtomicU64,
     /// The pending ping's timeout was already extended by a packet (once per ping).
     ping_refreshed: AtomicBool,
+    /// When the session closes unless the handler claims it first, in milliseconds since
+    /// `started` (0: no such deadline). See [`Session::close_unless_claimed`].
+    claim_due_ms: AtomicU64,
     transport: AtomicU8,
     pub(crate) upgrading: AtomicBool,
     pub(crate) get_busy: AtomicBool,
@@ -228,6 +231,7 @@ impl<D> Session<D> {
             started: tokio::time::Instant::now(),
             pong_due_ms: AtomicU64::new(0),
             ping_refreshed: AtomicBool::new(false),
+            claim_due_ms: AtomicU64::new(0),
             transport: AtomicU8::new(match transport {
                 TransportKind::Polling => POLLING,
                 TransportKind::WebSocket => WEBSOCKET,
@@ -359,13 +363,39 @@ impl<D> Session<D> {
         q.apart = q.frames.len();
     }
 
+    /// `at` in milliseconds since `started`, never 0 (which means "none").
+    fn ms_since_start(&self, at: tokio::time::Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.started).as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
+
+    fn instant_of_ms(&self, ms: u64) -> Option<tokio::time::Instant> {
+        (ms != 0).then(|| self.started + std::time::Duration::from_millis(ms))
+    }
+
+    /// The session task closes the session (as [`CloseReason::ServerClose`]) `after` this
+    /// call, unless [`claim`](Self::claim) is called first: the handler's deadline for a
+    /// client to do something with its session. Kept by the session task's own timer, so it
+    /// costs no task or timer of its own.
+    pub(crate) fn close_unless_claimed(&self, after: std::time::Duration) {
+        let ms = self.ms_since_start(tokio::time::Instant::now() + after);
+        self.claim_due_ms.store(ms, Ordering::Release);
+    }
+
+    /// Cancels [`close_unless_claimed`](Self::close_unless_claimed).
+    pub(crate) fn claim(&self) {
+        self.claim_due_ms.store(0, Ordering::Release);
+    }
+
+    /// When the session closes unless claimed, if it does.
+    pub(crate) fn claim_due(&self) -> Option<tokio::time::Instant> {
+        self.instant_of_ms(self.claim_due_ms.load(Ordering::Acquire))
+    }
+
     /// A ping was queued: the pong is due at `due`; `None` when it came.
     pub(crate) fn set_pong_due(&self, due: Option<tokio::time::Instant>) {
-        let ms = due.map_or(0, |d| {
-            u64::try_from(d.saturating_duration_since(self.started).as_millis())
-                .unwrap_or(u64::MAX)
-                .max(1)
-        });
+        let ms = due.map_or(0, |d| self.ms_since_start(d));
         self.pong_due_ms.store(ms, Ordering::Release);
     }
 
@@ -389,10 +419,7 @@ impl<D> Session<D> {
 
     /// When the awaited pong is due, if one is.
     pub(crate) fn pong_due(&self) -> Option<tokio::time::Instant> {
-        match self.pong_due_ms.load(Ordering::Acquire) {
-            0 => None,
-            ms => Some(self.started + std::time::Duration::from_millis(ms)),
-        }
+        self.instant_of_ms(self.pong_due_ms.load(Ordering::Acquire))
     }
 
     /// Whether a ping went unanswered past its timeout.

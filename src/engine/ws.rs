@@ -280,11 +280,12 @@ pub(crate) async fn run<H: EngineHandler>(
     let framing = WsFraming::of(session);
     // One timer for the whole session, moved when the heartbeat's deadline moves: a timer
     // made per loop turn would enter and leave the timer wheel once per message.
-    let timer = sleep_until(hb.deadline);
+    let timer = sleep_until(hb.due(session));
     tokio::pin!(timer);
     let reason = loop {
-        if timer.deadline() != hb.deadline {
-            timer.as_mut().reset(hb.deadline);
+        let due = hb.due(session);
+        if timer.deadline() != due {
+            timer.as_mut().reset(due);
         }
         if let Some(reason) = session.close_reason() {
             if reason == CloseReason::ServerClose {
