@@ -403,17 +403,29 @@ impl<H: EngineHandler> Engine<H> {
 
 /// The request parts with their header values and URI copied out of the connection's
 /// read buffer: hyper hands them out as slices of it, and one kept header would keep the
-/// whole buffer (kilobytes) alive for the session's life.
+/// whole buffer (kilobytes) alive for the session's life. Header names are copies already
+/// (hyper parses them into static or owned names), so they move over as they are.
 fn owned_parts(mut parts: http::request::Parts) -> http::request::Parts {
     let mut headers = http::HeaderMap::with_capacity(parts.headers.len());
-    for (name, value) in &parts.headers {
-        let name = http::HeaderName::from_bytes(name.as_str().as_bytes());
-        if let (Ok(name), Ok(v)) = (name, http::HeaderValue::from_bytes(value.as_bytes())) {
-            headers.append(name, v);
-        }
+    let mut last = None;
+    for (name, value) in std::mem::take(&mut parts.headers) {
+        // `None`: another value of the header before it.
+        last = name.or(last);
+        let (Some(name), Ok(mut v)) = (&last, http::HeaderValue::from_bytes(value.as_bytes()))
+        else {
+            continue;
+        };
+        v.set_sensitive(value.is_sensitive());
+        headers.append(name, v);
     }
     parts.headers = headers;
-    if let Ok(uri) = parts.uri.to_string().parse() {
+    // The usual origin form (`/socket.io/?EIO=4...`) is copied as it is; anything else goes
+    // through its text.
+    let uri = match (parts.uri.scheme(), parts.uri.path_and_query()) {
+        (None, Some(pq)) => http::Uri::try_from(pq.as_str()),
+        _ => parts.uri.to_string().parse(),
+    };
+    if let Ok(uri) = uri {
         parts.uri = uri;
     }
     // Extensions may hold slices of the buffer too (hyper's header-case map, ...): keep
@@ -560,4 +572,42 @@ pub(crate) fn header_has_token(value: Option<&header::HeaderValue>, token: &str)
     value
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::owned_parts;
+    use bytes::Bytes;
+
+    /// What a session keeps of its request must not point into the connection's read buffer
+    /// (here `buf`, as hyper hands out slices of it), and must still say the same.
+    #[test]
+    fn owned_parts_copy_values_and_uri_out_of_the_read_buffer() {
+        let buf = Bytes::from_static(b"/socket.io/?EIO=4&transport=websocket|a|b|secret|x-y");
+        let slice = |r: std::ops::Range<usize>| buf.slice(r);
+        let inside = |s: &[u8]| buf.as_ptr_range().contains(&s.as_ptr());
+        let value = |r| http::HeaderValue::from_maybe_shared(slice(r)).expect("valid value");
+        let mut secret = value(42..48);
+        secret.set_sensitive(true);
+        let (mut parts, ()) = http::Request::builder()
+            .uri(http::Uri::from_maybe_shared(slice(0..37)).expect("valid uri"))
+            .body(())
+            .expect("valid request")
+            .into_parts();
+        parts.headers.append("x-multi", value(38..39));
+        parts.headers.append("x-multi", value(40..41));
+        parts.headers.append(http::header::COOKIE, secret);
+        assert!(inside(parts.uri.path().as_bytes()));
+
+        let owned = owned_parts(parts);
+        assert_eq!(owned.uri, "/socket.io/?EIO=4&transport=websocket");
+        assert!(!inside(owned.uri.path().as_bytes()));
+        let multi: Vec<_> = owned.headers.get_all("x-multi").iter().collect();
+        assert_eq!(multi, ["a", "b"]);
+        assert!(multi.iter().all(|v| !inside(v.as_bytes())));
+        let cookie = &owned.headers[http::header::COOKIE];
+        assert_eq!(cookie, "secret");
+        assert!(cookie.is_sensitive());
+        assert!(!inside(cookie.as_bytes()));
+    }
 }
