@@ -62,7 +62,13 @@ impl Socket {
     pub(crate) fn dispatch_event(self: &Arc<Self>, name: &str, args: &Args, ack: Option<u64>) {
         let (handler, observers) = {
             let h = self.handlers();
-            let handler = h.events.get(name).or(h.fallback.as_ref()).cloned();
+            let handler = h
+                .events
+                .iter()
+                .find(|(n, _)| **n == *name)
+                .map(|(_, handler)| handler)
+                .or(h.fallback.as_ref())
+                .cloned();
             let observers = (!h.any_incoming.is_empty()).then(|| h.any_incoming.clone());
             (handler, observers)
         };

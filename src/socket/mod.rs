@@ -48,7 +48,10 @@ pub struct Socket {
 
 #[derive(Default)]
 struct Handlers {
-    events: HashMap<Box<str>, BoxedHandler>,
+    /// By event name. A list, not a map: a socket has a handful of handlers, and comparing
+    /// a few names costs less than hashing one (this is looked up for every event, and
+    /// filled on every connection).
+    events: Vec<(Box<str>, BoxedHandler)>,
     fallback: Option<BoxedHandler>,
     disconnect: Option<BoxedHandler>,
     disconnecting: Option<BoxedHandler>,
@@ -311,14 +314,19 @@ impl Socket {
     /// Registers the handler of an event, replacing any previous one.
     pub fn on<H: Handler<M>, M>(&self, event: impl Into<String>, handler: H) {
         let event: String = event.into();
-        self.handlers_mut()
-            .events
-            .insert(event.into_boxed_str(), boxed(handler));
+        let handler = boxed(handler);
+        let mut h = self.handlers_mut();
+        match h.events.iter_mut().find(|(name, _)| **name == *event) {
+            Some((_, old)) => *old = handler,
+            None => h.events.push((event.into_boxed_str(), handler)),
+        }
     }
 
     /// Removes the handler of an event.
     pub fn off(&self, event: &str) {
-        self.handlers_mut().events.remove(event);
+        self.handlers_mut()
+            .events
+            .retain(|(name, _)| **name != *event);
     }
 
     /// Registers a catch-all handler for events that have no handler of their own
