@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::adapter::{AckItem, Adapter, BroadcastOptions, LocalNamespace, SocketInfo};
 use crate::client::Client;
 use crate::config::SocketIoConfig;
-use crate::engine::{SendError, Session, Sid, Str};
+use crate::engine::{SendError, Session, Sid, SidMap, Str};
 use crate::errors::AckError;
 use crate::extensions::Extensions;
 use crate::extract::{Context, Kind};
@@ -48,7 +48,7 @@ pub struct Namespace {
     path: Str,
     handler: BoxedConnectHandler,
     middlewares: RwLock<Vec<BoxedMiddleware>>,
-    sockets: RwLock<HashMap<Sid, Arc<Socket>>>,
+    sockets: RwLock<SidMap<Arc<Socket>>>,
     server_handlers: RwLock<HashMap<String, BoxedServerEventHandler>>,
     adapter: Box<dyn Adapter>,
     /// This namespace, for what needs an `Arc` of it from `&self` (server-side events).
@@ -78,7 +78,7 @@ impl Namespace {
             path,
             handler,
             middlewares: RwLock::new(middlewares),
-            sockets: RwLock::new(HashMap::new()),
+            sockets: RwLock::new(SidMap::default()),
             server_handlers: RwLock::new(HashMap::new()),
             me: me.clone(),
             ack_ids: AtomicU64::new(0),
@@ -177,7 +177,7 @@ impl Namespace {
         self.ack_ids.fetch_add(1, Ordering::Relaxed)
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Sid, Arc<Socket>>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, SidMap<Arc<Socket>>> {
         self.sockets.read().unwrap_or_else(|e| e.into_inner())
     }
 

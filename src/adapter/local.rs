@@ -7,7 +7,7 @@ use super::{
     Adapter, BoxFuture, BroadcastOptions, LocalNamespace, PersistedSession, RecoveryConfig,
     RecoveryStore, RestoredSession, Room,
 };
-use crate::engine::Sid;
+use crate::engine::{Sid, SidMap, SidSet};
 use crate::parser::{Encoded, EventPacket};
 
 /// Rooms kept in memory on this server: the default adapter. With connection state
@@ -21,9 +21,9 @@ pub struct LocalAdapter {
 
 #[derive(Debug, Default)]
 struct Inner {
-    rooms: HashMap<Room, HashSet<Sid>>,
+    rooms: HashMap<Room, SidSet>,
     /// Every socket, with the rooms it joined (its own-id room is implicit, costing nothing).
-    sockets: HashMap<Sid, HashSet<Room>>,
+    sockets: SidMap<HashSet<Room>>,
 }
 
 impl Inner {
@@ -142,7 +142,7 @@ impl Adapter for LocalAdapter {
 
     fn for_each(&self, opts: &BroadcastOptions, f: &mut dyn FnMut(Sid)) {
         let g = self.read();
-        let mut excluded: HashSet<Sid> = HashSet::new();
+        let mut excluded = SidSet::default();
         for room in &opts.except {
             g.members(room, &mut |s| {
                 excluded.insert(s);
@@ -159,7 +159,7 @@ impl Adapter for LocalAdapter {
             [room] => g.members(room, &mut emit),
             rooms => {
                 // A socket in several of the rooms still gets the packet once.
-                let mut seen = HashSet::new();
+                let mut seen = SidSet::default();
                 for room in rooms {
                     g.members(room, &mut |s| {
                         if seen.insert(s) {

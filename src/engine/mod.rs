@@ -35,3 +35,4 @@ pub use server::Engine;
 pub use service::{EngineLayer, EngineService, NotFound, ResponseFuture};
 pub use session::{CloseReason, EngineProtocol, SendError, Session, TransportKind};
 pub use sid::{InvalidSid, Sid};
+pub(crate) use sid::{SidMap, SidSet};

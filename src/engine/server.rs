@@ -1,6 +1,5 @@
 //! The engine: its sessions, request routing and each session's task.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -12,7 +11,7 @@ use tokio::time::{Instant, sleep_until};
 use super::packet::PING;
 use super::ws::WsStream;
 use super::{
-    CloseReason, EngineConfig, EngineError, EngineHandler, EngineProtocol, Session, Sid,
+    CloseReason, EngineConfig, EngineError, EngineHandler, EngineProtocol, Session, Sid, SidMap,
     TransportKind, polling, ws,
 };
 
@@ -54,7 +53,7 @@ impl<'a> Query<'a> {
 pub struct Engine<H: EngineHandler> {
     config: EngineConfig,
     handler: H,
-    sessions: Mutex<HashMap<Sid, Arc<Session<H::Data>>>>,
+    sessions: Mutex<SidMap<Arc<Session<H::Data>>>>,
     /// Set by [`close_all`](Self::close_all): handshakes are refused from then on.
     closing: std::sync::atomic::AtomicBool,
 }
@@ -74,7 +73,7 @@ impl<H: EngineHandler> Engine<H> {
         Arc::new(Self {
             config,
             handler,
-            sessions: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(SidMap::default()),
             closing: std::sync::atomic::AtomicBool::new(false),
         })
     }
@@ -122,7 +121,7 @@ impl<H: EngineHandler> Engine<H> {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Sid, Arc<Session<H::Data>>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SidMap<Arc<Session<H::Data>>>> {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
     }
 

@@ -70,6 +70,47 @@ impl Sid {
     }
 }
 
+/// Hashes [`Sid`]s for the maps and sets keyed by them: a multiply-and-rotate fold of the
+/// id's bytes. Ids are random and only the server makes them, so SipHash's defence against
+/// chosen colliding keys buys nothing here, and a room's members are looked up once per
+/// broadcast delivery.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct SidHasher(u64);
+
+impl SidHasher {
+    fn mix(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl std::hash::Hasher for SidHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.mix(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.mix(u64::from(i));
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.mix(i as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A map keyed by [`Sid`], with [`SidHasher`].
+pub(crate) type SidMap<V> =
+    std::collections::HashMap<Sid, V, std::hash::BuildHasherDefault<SidHasher>>;
+/// A set of [`Sid`]s, with [`SidHasher`].
+pub(crate) type SidSet = std::collections::HashSet<Sid, std::hash::BuildHasherDefault<SidHasher>>;
+
 impl Default for Sid {
     fn default() -> Self {
         Self::new()
