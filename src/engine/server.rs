@@ -54,6 +54,9 @@ pub struct Engine<H: EngineHandler> {
     config: EngineConfig,
     handler: H,
     sessions: Mutex<SidMap<Arc<Session<H::Data>>>>,
+    /// The open packet after the sid, for a session that may upgrade and for one that may
+    /// not: the same for every session, so written once.
+    open_tails: [String; 2],
     /// Set by [`close_all`](Self::close_all): handshakes are refused from then on.
     closing: std::sync::atomic::AtomicBool,
 }
@@ -70,10 +73,12 @@ impl<H: EngineHandler> std::fmt::Debug for Engine<H> {
 impl<H: EngineHandler> Engine<H> {
     /// A new engine reporting to `handler`.
     pub fn new(handler: H, config: EngineConfig) -> Arc<Self> {
+        let open_tails = [false, true].map(|upgradable| open_tail(&config, upgradable));
         Arc::new(Self {
             config,
             handler,
             sessions: Mutex::new(SidMap::default()),
+            open_tails,
             closing: std::sync::atomic::AtomicBool::new(false),
         })
     }
@@ -328,32 +333,18 @@ impl<H: EngineHandler> Engine<H> {
         session
     }
 
-    /// The open packet (v3 as v4: the reference sends `maxPayload` to both).
+    /// The open packet (v3 as v4: the reference sends `maxPayload` to both). Only a polling
+    /// session may upgrade.
     pub(crate) fn open_packet(&self, sid: Sid, polling: bool) -> String {
-        let upgrades: &[&str] =
-            if polling && self.config.allow_upgrades && self.config.transports.websocket {
-                &["websocket"]
-            } else {
-                &[]
-            };
-        #[derive(serde::Serialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Open<'a> {
-            sid: &'a str,
-            upgrades: &'a [&'a str],
-            ping_interval: u128,
-            ping_timeout: u128,
-            max_payload: usize,
-        }
-        let open = Open {
-            sid: sid.as_str(),
-            upgrades,
-            ping_interval: self.config.ping_interval.as_millis(),
-            ping_timeout: self.config.ping_timeout.as_millis(),
-            max_payload: self.config.max_payload,
-        };
-        let json = serde_json::to_string(&open).expect("open packet serializes"); // ok: plain struct
-        format!("0{json}")
+        let upgradable = polling && self.config.allow_upgrades && self.config.transports.websocket;
+        let tail = &self.open_tails[usize::from(upgradable)];
+        // The sid is URL-safe base64: nothing in it to escape.
+        let mut out = String::with_capacity(10 + sid.as_str().len() + tail.len());
+        out.push_str("0{\"sid\":\"");
+        out.push_str(sid.as_str());
+        out.push('"');
+        out.push_str(tail);
+        out
     }
 
     /// The session's task: heartbeat while polling, all I/O once on WebSocket, and clean-up.
@@ -398,6 +389,27 @@ impl<H: EngineHandler> Engine<H> {
         tracing::debug!(sid = %session.id(), reason = reason.as_str(), "engine session closed");
         self.handler.on_close(&session, reason);
     }
+}
+
+/// The open packet's fields after the sid, closing brace included.
+fn open_tail(config: &EngineConfig, upgradable: bool) -> String {
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Tail<'a> {
+        upgrades: &'a [&'a str],
+        ping_interval: u128,
+        ping_timeout: u128,
+        max_payload: usize,
+    }
+    let tail = Tail {
+        upgrades: if upgradable { &["websocket"] } else { &[] },
+        ping_interval: config.ping_interval.as_millis(),
+        ping_timeout: config.ping_timeout.as_millis(),
+        max_payload: config.max_payload,
+    };
+    let json = serde_json::to_string(&tail).expect("open packet serializes"); // ok: plain struct
+    // `{"upgrades":...}` -> `,"upgrades":...}`
+    format!(",{}", &json[1..])
 }
 
 /// The request parts with their header values and URI copied out of the connection's
