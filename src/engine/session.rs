@@ -332,7 +332,11 @@ impl<D> Session<D> {
             if q.frames.len() + count > self.max_buffered {
                 return Err(SendError::Full);
             }
-            q.frames.extend(frames);
+            // One push per frame: `extend` takes VecDeque's general path here (~100
+            // instructions for a packet and its attachment, on every broadcast delivery).
+            for frame in frames {
+                q.frames.push_back(frame);
+            }
         }
         self.wake_writer();
         Ok(())
