@@ -313,6 +313,10 @@ pub(crate) async fn run<H: EngineHandler>(
                 // A peer that stops reading blocks this write: the session must still close
                 // (by policy or by heartbeat) instead of waiting on it forever.
                 let outcome = tokio::select! {
+                    // The write first: it almost always completes at once, and then the
+                    // other two are never polled (waiting on `closed` takes the Notify's
+                    // lock twice).
+                    biased;
                     r = write_batch(session, &mut stream, &mut batch, framing) => match r {
                         Ok(false) => None,
                         Ok(true) => {
