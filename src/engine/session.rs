@@ -375,7 +375,13 @@ impl<D> Session<D> {
     }
 
     fn instant_of_ms(&self, ms: u64) -> Option<tokio::time::Instant> {
-        (ms != 0).then(|| self.started + std::time::Duration::from_millis(ms))
+        // A deadline no instant can hold (a timeout of `Duration::MAX`) is no deadline.
+        (ms != 0)
+            .then(|| {
+                self.started
+                    .checked_add(std::time::Duration::from_millis(ms))
+            })
+            .flatten()
     }
 
     /// The session task closes the session (as [`CloseReason::ServerClose`]) `after` this
@@ -383,7 +389,10 @@ impl<D> Session<D> {
     /// client to do something with its session. Kept by the session task's own timer, so it
     /// costs no task or timer of its own.
     pub(crate) fn close_unless_claimed(&self, after: std::time::Duration) {
-        let ms = self.ms_since_start(tokio::time::Instant::now() + after);
+        // Past any instant (`Duration::MAX`): never.
+        let ms = tokio::time::Instant::now()
+            .checked_add(after)
+            .map_or(0, |at| self.ms_since_start(at));
         self.claim_due_ms.store(ms, Ordering::Release);
     }
 
@@ -504,5 +513,38 @@ impl<D> Session<D> {
     fn lock_outbox(&self) -> std::sync::MutexGuard<'_, Outbox> {
         // A poisoned queue only means a panic elsewhere; the data is still a valid queue.
         self.outbox.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn session() -> Session<()> {
+        let (parts, ()) = http::Request::new(()).into_parts();
+        Session::new(
+            Sid::new(),
+            (),
+            parts,
+            TransportKind::WebSocket,
+            16,
+            EngineProtocol::V4,
+            false,
+        )
+    }
+
+    /// A claim deadline too far to represent (`connect_timeout(Duration::MAX)`, "never") is
+    /// no deadline, not a panic on every connection.
+    #[test]
+    fn a_claim_deadline_beyond_any_instant_is_none() {
+        let s = session();
+        s.close_unless_claimed(Duration::MAX);
+        assert_eq!(s.claim_due(), None);
+        s.close_unless_claimed(Duration::from_secs(45));
+        let due = s.claim_due().expect("a deadline");
+        assert!(due > tokio::time::Instant::now() + Duration::from_secs(44));
+        s.claim();
+        assert_eq!(s.claim_due(), None);
     }
 }
