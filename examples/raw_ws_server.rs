@@ -14,7 +14,8 @@
 //! per receiver). Writes are batched: frames are fed while more input or queued frames are
 //! ready, then flushed once.
 //!
-//! Same runtime flavour (current-thread), listen backlog (4096) and WebSocket read buffer
+//! Same runtime flavour (current-thread; `BENCH_RUNTIME=multi_thread` for the one
+//! `#[tokio::main]` builds, the `raw-mt` row of `scripts/bench.sh`), listen backlog (4096) and WebSocket read buffer
 //! (4096 bytes) and message limits as `bench_server`. The write buffer keeps tungstenite's
 //! default (frames gather until `flush`); `--write-buffer 0` writes every frame at once, as
 //! tower-socketio's WebSocket config does.
@@ -55,7 +56,11 @@ fn main() -> std::io::Result<()> {
     if args.next().as_deref() == Some("--write-buffer") {
         config.write_buffer_size = args.next().and_then(|v| v.parse().ok()).unwrap_or(0);
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
+    let mut rt = match std::env::var("BENCH_RUNTIME").as_deref() {
+        Ok("multi_thread") => tokio::runtime::Builder::new_multi_thread(),
+        _ => tokio::runtime::Builder::new_current_thread(),
+    };
+    let rt = rt
         .enable_all()
         .build()?;
     rt.block_on(async move {

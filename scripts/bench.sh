@@ -11,7 +11,8 @@
 # (the same on a current-thread runtime; not in the default set), typed
 # (examples/bench_typed.rs, a serde-derived struct), tuned (examples/bench_server.rs, the
 # hand-tuned server), socketioxide (bench/socketioxide, its documented style), node
-# (bench/node_server.js), raw (examples/raw_ws_server.rs). Scenarios: echo fanout fanout-bin
+# (bench/node_server.js), raw (examples/raw_ws_server.rs, current-thread), raw-mt (the same on
+# the multi-thread runtime; not in the default set). Scenarios: echo fanout fanout-bin
 # connect upgrade polling-echo churn, cluster (3 nodes on one Redis, once per adapter of
 # --cluster-adapters: pubsub = ours with the Redis adapter, Node with @socket.io/redis-adapter;
 # streams = ours with the Redis Streams adapter, Node with @socket.io/redis-streams-adapter;
@@ -55,7 +56,7 @@ while [ $# -gt 0 ]; do
     --duration) DURATION="$2"; shift ;;
     --scenarios) SCENARIOS="$2"; shift ;;
     --servers) SERVERS="$2"; shift ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -130,6 +131,7 @@ start_server() {
       tuned) taskset -c 0 "$BIN/bench_server" "127.0.0.1:$port" > "$log" 2>&1 & ;;
       socketioxide) taskset -c 0 "$SIOX" "127.0.0.1:$port" > "$log" 2>&1 & ;;
       raw) taskset -c 0 "$BIN/raw_ws_server" "127.0.0.1:$port" > "$log" 2>&1 & ;;
+      raw-mt) BENCH_RUNTIME=multi_thread taskset -c 0 "$BIN/raw_ws_server" "127.0.0.1:$port" > "$log" 2>&1 & ;;
       node) taskset -c 0 node bench/node_server.js "127.0.0.1:$port" > "$log" 2>&1 & ;;
       *) echo "unknown server $name" >&2; return 1 ;;
     esac
@@ -184,7 +186,7 @@ for round in $(seq "$ROUNDS"); do
       server=$unit adapter=""
       if [ "$scenario" = cluster ]; then server=${unit%-*} adapter=${unit##*-}; fi
       proto=sio
-      if [ "$server" = raw ]; then
+      if [ "${server%-mt}" = raw ]; then
         proto=raw
         # No Engine.IO handshake or polling in the raw server.
         case "$scenario" in upgrade|polling-echo) continue ;; esac
@@ -255,7 +257,7 @@ metrics = {
     "idle": ["connected", "connect_secs", "conns_per_s", "p99_us", "server_cpu_us_per_conn", "rss_kib_per_conn", "broadcast_all_ms"],
     "churn": ["join_leave_per_s", "broadcasts_per_s", "deliveries_per_s", "p50_us", "p99_us", "move_p99_us", "server_cpu_us_per_op", "server_cpu_pct", "loadgen_cpu_pct"],
 }
-order = ["ours", "ours-ct", "typed", "tuned", "socketioxide", "node", "raw",
+order = ["ours", "ours-ct", "typed", "tuned", "socketioxide", "node", "raw", "raw-mt",
          "ours-pubsub", "node-pubsub", "ours-streams", "node-streams"]
 
 def fmt(v):
