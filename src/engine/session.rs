@@ -128,8 +128,12 @@ pub(crate) struct Doorbell {
 
 impl Doorbell {
     pub(crate) fn ring(&self) {
-        self.rung.store(true, Ordering::Release);
-        self.waker.wake();
+        // Only the ring that raises the flag wakes: until the task takes the flag down it
+        // is scheduled already or will look at the flag after registering. A broadcast
+        // burst rings each receiver many times before its task runs once.
+        if !self.rung.swap(true, Ordering::AcqRel) {
+            self.waker.wake();
+        }
     }
 
     /// Forgets the registered waker: what the task queues for itself while it runs (replies
