@@ -60,9 +60,7 @@ fn main() -> std::io::Result<()> {
         Ok("multi_thread") => tokio::runtime::Builder::new_multi_thread(),
         _ => tokio::runtime::Builder::new_current_thread(),
     };
-    let rt = rt
-        .enable_all()
-        .build()?;
+    let rt = rt.enable_all().build()?;
     rt.block_on(async move {
         let socket = tokio::net::TcpSocket::new_v4()?;
         socket.set_reuseaddr(true)?;
