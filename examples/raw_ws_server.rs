@@ -15,8 +15,8 @@
 //! ready, then flushed once.
 //!
 //! Same runtime flavour (current-thread; `BENCH_RUNTIME=multi_thread` for the one
-//! `#[tokio::main]` builds, the `raw-mt` row of `scripts/bench.sh`), listen backlog (4096) and WebSocket read buffer
-//! (4096 bytes) and message limits as `bench_server`. The write buffer keeps tungstenite's
+//! `#[tokio::main]` builds, the `raw-mt` row of `scripts/bench.sh`), listen backlog (4096),
+//! WebSocket read buffer (4096 bytes) and message limits as `bench_server`. The write buffer keeps tungstenite's
 //! default (frames gather until `flush`); `--write-buffer 0` writes every frame at once, as
 //! tower-socketio's WebSocket config does.
 //!
