@@ -523,7 +523,49 @@ impl<D> Session<D> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+    use std::task::{Wake, Waker};
     use std::time::Duration;
+
+    struct CountingWaker(AtomicUsize);
+
+    impl Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn doorbell_wakes_once_per_turn_and_never_loses_a_ring() {
+        let bell = Doorbell::default();
+        let count = Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        let wakes = || count.0.load(Ordering::SeqCst);
+
+        assert!(bell.poll_rung(&mut cx).is_pending());
+        // A burst: the first ring wakes, the rest find the flag up.
+        for _ in 0..5 {
+            bell.ring();
+        }
+        assert_eq!(wakes(), 1);
+        assert!(bell.poll_rung(&mut cx).is_ready());
+        assert!(bell.poll_rung(&mut cx).is_pending());
+
+        // Rings while the task runs disarmed wake nobody, and its next look finds them.
+        bell.disarm();
+        bell.ring();
+        bell.ring();
+        assert_eq!(wakes(), 1);
+        assert!(bell.poll_rung(&mut cx).is_ready());
+
+        // Registered again: the next burst wakes once more.
+        assert!(bell.poll_rung(&mut cx).is_pending());
+        bell.ring();
+        bell.ring();
+        assert_eq!(wakes(), 2);
+    }
 
     fn session() -> Session<()> {
         let (parts, ()) = http::Request::new(()).into_parts();
