@@ -16,9 +16,9 @@
 //!
 //! Same runtime flavour (current-thread; `BENCH_RUNTIME=multi_thread` for the one
 //! `#[tokio::main]` builds, the `raw-mt` row of `scripts/bench.sh`), listen backlog (4096),
-//! WebSocket read buffer (4096 bytes) and message limits as `bench_server`. The write buffer keeps tungstenite's
-//! default (frames gather until `flush`); `--write-buffer 0` writes every frame at once, as
-//! tower-socketio's WebSocket config does.
+//! WebSocket read buffer (4096 bytes) and message limits as `bench_server`. The write
+//! buffer keeps tungstenite's default (frames gather until `flush`); `--write-buffer 0`
+//! writes every frame at once, as tower-socketio's WebSocket config does.
 //!
 //! `cargo run --release --example raw_ws_server -- 127.0.0.1:3300`
 
